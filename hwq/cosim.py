@@ -1,0 +1,95 @@
+"""Run a cocotb testbench from ``sim/`` against Verilog sources on Icarus or Verilator.
+
+This is the one place that knows how to drive cocotb's Python runner; pytest tests and
+``hwq sim`` both call :func:`run_cocotb`. A failing testbench raises
+:class:`CosimFailure` carrying the cocotb failure messages.
+"""
+
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from hwq.errors import HwqError
+from hwq.toolchain import require_simulator
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SIM_DIR = REPO_ROOT / "sim"
+
+
+class CosimFailure(HwqError):
+    """A cocotb testbench reported failures; the message lists them."""
+
+
+def run_cocotb(
+    simulator: str,
+    sources: Sequence[Path],
+    toplevel: str,
+    test_module: str,
+    build_dir: Path,
+    *,
+    extra_env: Mapping[str, str] | None = None,
+    testcase: str | None = None,
+    seed: int = 1,
+) -> Path:
+    """Build ``sources`` with ``simulator`` and run cocotb module ``test_module`` (in ``sim/``).
+
+    ``extra_env`` is passed to the testbench (cocotb tests read their stimulus file paths from
+    it). Returns the results XML path; raises :class:`CosimFailure` if any cocotb test failed.
+    """
+    require_simulator(simulator)
+    from cocotb_tools.runner import get_runner
+
+    build_dir = Path(build_dir).resolve()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    runner = get_runner(simulator)
+    build_args: list[str] = []
+    if simulator == "verilator":
+        # Amaranth's Verilog trips WIDTH warnings that Verilator makes fatal by default.
+        build_args = ["-Wno-fatal", "-Wno-WIDTH"]
+    runner.build(
+        sources=[str(Path(s).resolve()) for s in sources],
+        hdl_toplevel=toplevel,
+        build_dir=str(build_dir),
+        build_args=build_args,
+        timescale=("1ns", "1ps"),
+        always=True,
+        log_file=str(build_dir / "build.log"),
+    )
+    env: dict[str, Any] = dict(os.environ)
+    env.update(extra_env or {})
+    pythonpath = [str(SIM_DIR), str(REPO_ROOT)]
+    results = runner.test(
+        hdl_toplevel=toplevel,
+        test_module=test_module,
+        testcase=testcase,
+        build_dir=str(build_dir),
+        test_dir=str(build_dir),
+        extra_env={**{k: str(v) for k, v in (extra_env or {}).items()},
+                   "PYTHONPATH": os.pathsep.join(pythonpath + [env.get("PYTHONPATH", "")])},
+        seed=seed,
+        log_file=str(build_dir / "sim.log"),
+    )
+    failures = _failures(Path(results))
+    if failures:
+        raise CosimFailure(f"{test_module} on {simulator}: " + "; ".join(failures))
+    return Path(results)
+
+
+def _failures(results_xml: Path) -> list[str]:
+    """Return one line per failed cocotb test in a JUnit results file (empty when all passed)."""
+    if not results_xml.exists():
+        return [f"no results file at {results_xml} (the simulator did not run the tests)"]
+    tree = ET.parse(results_xml)
+    out: list[str] = []
+    n_cases = 0
+    for case in tree.iter("testcase"):
+        n_cases += 1
+        for fail in list(case.iter("failure")) + list(case.iter("error")):
+            msg = (fail.get("message") or fail.text or "").strip().splitlines()
+            out.append(f"{case.get('name')}: {msg[0] if msg else 'failed'}")
+    if n_cases == 0:
+        out.append("no cocotb tests ran")
+    return out
