@@ -7,10 +7,10 @@ This is the one place that knows how to drive cocotb's Python runner; pytest tes
 
 from __future__ import annotations
 
-import os
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 from hwq.errors import HwqError
 from hwq.toolchain import require_simulator
@@ -58,17 +58,18 @@ def run_cocotb(
         always=True,
         log_file=str(build_dir / "build.log"),
     )
-    env: dict[str, Any] = dict(os.environ)
-    env.update(extra_env or {})
-    pythonpath = [str(SIM_DIR), str(REPO_ROOT)]
+    # cocotb's runner builds the simulator's PYTHONPATH from this process's sys.path (it
+    # overrides a PYTHONPATH in extra_env), so the testbenches' folder must be on sys.path.
+    for path in (str(REPO_ROOT), str(SIM_DIR)):
+        if path not in sys.path:
+            sys.path.insert(0, path)
     results = runner.test(
         hdl_toplevel=toplevel,
         test_module=test_module,
         testcase=testcase,
         build_dir=str(build_dir),
         test_dir=str(build_dir),
-        extra_env={**{k: str(v) for k, v in (extra_env or {}).items()},
-                   "PYTHONPATH": os.pathsep.join(pythonpath + [env.get("PYTHONPATH", "")])},
+        extra_env={k: str(v) for k, v in (extra_env or {}).items()},
         seed=seed,
         log_file=str(build_dir / "sim.log"),
     )

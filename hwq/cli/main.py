@@ -14,6 +14,14 @@ from hwq.errors import HwqError
 #: Sub-command name -> module under ``hwq.cli`` that implements it.
 COMMANDS: dict[str, str] = {
     "doctor": "hwq.cli.doctor_cmd",
+    "rtl": "hwq.cli.rtl_cmd",
+    "synth": "hwq.cli.synth_cmd",
+    "cost": "hwq.cli.cost_cmd",
+    "explore": "hwq.cli.explore_cmd",
+    "codesign": "hwq.cli.codesign_cmd",
+    "sim": "hwq.cli.sim_cmd",
+    "bench": "hwq.cli.bench_cmd",
+    "quantize": "hwq.cli.quantize_cmd",
 }
 
 

@@ -1,0 +1,150 @@
+"""``hwq codesign``: explore accelerator variants and precision plans together.
+
+For every point of a design space (array shape, lanes, bit-serial radix, supported weight
+datatypes, buffer sizes) solve the precision ILP under the budget, then report the Pareto set
+over energy, latency, hardware cost and model sensitivity, pick one design, and write its spec,
+plan, Verilog, synthesis report and a layer-level co-simulation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from hwq.errors import UsageError
+
+HELP = "co-design: sweep accelerator variants x precision plans under a budget; Pareto set, chosen design, RTL"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="registered model name (e.g. resnet50, minilm, digits_cnn)")
+    parser.add_argument("--budget", required=True, help="energy budget per inference, e.g. 2mJ, 500uJ")
+    parser.add_argument("--space", default="default",
+                        help="design space: a YAML path, a shipped space name, or 'default' (bitmod_small)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output folder (default: codesign_out/MODEL_BUDGET_SPACE); a rerun resumes there")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
+    parser.add_argument("--sensitivity", choices=("hessian", "kl"), default="hessian",
+                        help="layer sensitivity method (default: hessian, HAWQ-V3)")
+    parser.add_argument("--calib-samples", type=int, default=None,
+                        help="calibration samples for the sensitivity (default as hwq explore: 2 large images, "
+                             "16 token sequences, else 64)")
+    parser.add_argument("--keep-first-last-8bit", action="store_true",
+                        help="keep the first and last weight layers at the highest precision (as hwq explore)")
+    parser.add_argument("--tie-residual", action="store_true",
+                        help="give the layers that feed the same residual add the same choice (as hwq explore)")
+    parser.add_argument("--solver", choices=("cbc", "highs"), default="cbc", help="ILP solver (default: cbc)")
+    parser.add_argument("--simulator", choices=("icarus", "verilator"), default="icarus",
+                        help="simulator for the chosen design's co-simulation (default: icarus)")
+    parser.add_argument("--sim-layer", default=None,
+                        help="layer to co-simulate on the chosen design (default: the one with fewest weights)")
+    parser.add_argument("--no-hw", action="store_true",
+                        help="skip the chosen design's Verilog, synthesis and co-simulation (sweep only)")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def _print_text(result, artifacts) -> None:  # noqa: ANN001
+    from rich.console import Console
+    from rich.table import Table
+
+    from hwq.codesign.pareto import CHOICE_RULE
+
+    console = Console()
+    recs = result.records
+    unit = recs[0].get("hw_cost_unit", "")
+    t = Table(title=f"hwq codesign {result.model} @ {result.budget_pj * 1e-9:g} mJ, space {result.space.name}: "
+                    f"Pareto set ({len(result.front)} of {len(recs)} points, "
+                    f"{sum(bool(r.get('feasible')) for r in recs)} within budget)")
+    for col in ("", "#", "design", "energy mJ", "latency ms", f"hw ({unit})", "sensitivity"):
+        t.add_column(col, justify="right" if col not in ("", "design") else "left")
+    for i in result.front:
+        r = recs[i]
+        t.add_row("*" if i == result.chosen else "", str(r["index"]), r["label"], f"{r['energy_pj'] * 1e-9:.4g}",
+                  f"{r['latency_us'] * 1e-3:.4g}", f"{r['hw_cost']:.4g}", f"{r['sensitivity']:.4g}")
+    console.print(t)
+    console.print(f"choice rule: {CHOICE_RULE}")
+    for p in result.presets:
+        if p.get("feasible"):
+            console.print(f"preset {p['label']}: energy {p['energy_pj'] * 1e-9:.4g} mJ, latency "
+                          f"{p['latency_us'] * 1e-3:.4g} ms, hw {p['hw_cost']:.4g} {unit}, sensitivity "
+                          f"{p['sensitivity']:.4g}")
+        else:
+            console.print(f"preset {p['label']}: over budget ({p.get('reason', '')})")
+    imp = result.improvement()
+    if result.chosen is None:
+        console.print("[bold red]no design point meets the budget[/]")
+        return
+    c = recs[result.chosen]
+    console.print(f"[bold]chosen[/]: point {c['index']} {c['label']} ({c['spec_name']})")
+    if imp:
+        console.print(f"vs best preset {result.presets[result.best_preset]['label']}: sensitivity "
+                      f"{imp['sensitivity_ratio']:.3g}x lower, energy {imp['energy_ratio']:.3g}x, "
+                      f"latency {imp['latency_ratio']:.3g}x, hardware {imp['hw_cost_ratio']:.3g}x (preset/chosen)")
+    if artifacts:
+        console.print(f"spec {artifacts['spec']}  plan {artifacts['plan']}")
+        if "verilog" in artifacts:
+            console.print(f"verilog {artifacts['verilog']}")
+        syn = artifacts.get("synth")
+        if syn:
+            what = f"{syn['cols']}-column slice" if syn["sliced"] else "array"
+            console.print(f"synthesis of the {what} (Yosys, Xilinx cells): LUT {syn['LUT']:.0f}, FF {syn['FF']:.0f}, "
+                          f"DSP {syn['DSP']:.0f}, BRAM36 {syn['BRAM']:g}  ({artifacts['synth_report']})")
+        s = artifacts.get("sim")
+        if s:
+            what = f" ({s['sim_cols']}-column slice)" if s["sliced"] else ""
+            console.print(f"co-simulation{what} {s['layer']} ({s['precision']}) on {s['simulator']}: "
+                          f"{s['outputs_compared'] - s['mismatches']}/{s['outputs_compared']} outputs bit-exact, "
+                          f"cycles predicted {s['predicted_cycles']} measured {s['measured_cycles']}: "
+                          f"{'OK' if s['ok'] else 'FAILED'}")
+    console.print(f"results {result.out_dir} (results.jsonl, summary.json, pareto.png)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from hwq.codesign.driver import SUMMARY_FILE, run_codesign, write_json
+    from hwq.codesign.space import load_space
+    from hwq.search.units import parse_energy
+
+    budget_pj = parse_energy(args.budget) * 1e12
+    if args.jobs < 1:
+        raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
+    if args.calib_samples is not None and args.calib_samples < 1:
+        raise UsageError(f"--calib-samples must be >= 1, got {args.calib_samples}")
+    space = load_space(args.space)
+    out = args.out or Path("codesign_out") / f"{args.model}_{args.budget.replace(' ', '')}_{space.name}"
+    progress = not args.json and sys.stderr.isatty()
+    result = run_codesign(args.model, space, budget_pj, out, jobs=args.jobs, method=args.sensitivity,
+                          solver=args.solver, progress=progress, calibration_samples=args.calib_samples,
+                          keep_first_last_8bit=args.keep_first_last_8bit, tie_residual=args.tie_residual)
+    from hwq.codesign.plot import plot_pareto
+
+    plot_pareto(result.records, result.front, result.chosen, result.presets, out / "pareto.png",
+                f"{args.model} at {args.budget}: space {space.name} ({len(result.records)} points)", budget_pj)
+    artifacts = None
+    if result.chosen is not None and not args.no_hw:
+        from hwq.codesign.artifacts import write_chosen
+
+        chosen = result.records[result.chosen]
+        artifacts = write_chosen(out, args.model, result.specs[result.chosen], result.workload,
+                                 result.weight_layers, chosen["plan"], simulator=args.simulator,
+                                 sim_layer=args.sim_layer)
+    summary = result.summary()
+    summary["artifacts"] = artifacts
+    write_json(out / SUMMARY_FILE, summary)
+    if args.json:
+        json.dump(summary, sys.stdout, indent=2, default=float)
+        sys.stdout.write("\n")
+    else:
+        _print_text(result, artifacts)
+    if result.chosen is None:
+        cheap = min(result.records, key=lambda r: r.get("cheapest_energy_pj", float("inf")))
+        need = cheap.get("cheapest_energy_pj")
+        sys.stderr.write(f"hwq codesign: no design point meets the budget {args.budget}"
+                         + (f"; the cheapest, point {cheap['index']} ({cheap['label']}), needs {need * 1e-9:.4g} mJ"
+                            if need else "") + "\n")
+        return 1
+    if artifacts and artifacts.get("sim") and not artifacts["sim"]["ok"]:
+        return 1
+    return 0

@@ -1,0 +1,172 @@
+"""``hwq quantize``: quantize every floating tensor of a safetensors file and report the error."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from hwq.errors import UsageError
+
+HELP = "Quantize the floating tensors of a .safetensors file (int, int_asym, fp, bitmod, ant, mx, fixed); print MSE/SQNR."
+
+_GROUP_FORMATS = ("int", "int_asym", "fp", "bitmod", "ant", "mx")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", metavar="IN.safetensors", help="tensors to quantize")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.safetensors",
+                   help="dequantized float32 tensors (original names) plus <name>.codes/.scales/.row_scale/.selectors")
+    p.add_argument("--format", required=True, metavar="F", help=f"one of {', '.join(_GROUP_FORMATS)}, fixed")
+    p.add_argument("--bits", type=int, metavar="B", help="weight bits (group formats)")
+    p.add_argument("--group-size", type=int, default=128, metavar="G",
+                   help="weights per group along each row (0: one group per row; default 128; mx: 32)")
+    fx = p.add_argument_group("--format fixed (ap_fixed<W, I, Q, O>, elementwise)")
+    fx.add_argument("--width", type=int, metavar="W", help="total bits")
+    fx.add_argument("--int-bits", type=int, metavar="I", help="integer bits including the sign")
+    fx.add_argument("--rounding", default="TRN", help="TRN (default), TRN_ZERO, RND, RND_ZERO, RND_MIN_INF, RND_INF, RND_CONV")
+    fx.add_argument("--overflow", default="WRAP", help="WRAP (default), SAT, SAT_ZERO, SAT_SYM, WRAP_SM")
+    fx.add_argument("--unsigned", action="store_true", help="ap_ufixed")
+    p.add_argument("--json", action="store_true", help="print the per-tensor table as JSON")
+
+
+def _load(path: str) -> dict[str, Any]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not Path(path).is_file():
+        raise UsageError(f"input file {path!r} does not exist; pass an existing .safetensors file")
+    try:
+        return load_file(path)
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise UsageError(f"{path!r} is not a readable safetensors file ({first}); pass a .safetensors file") from err
+
+
+def _check_format(args: argparse.Namespace) -> Any:
+    from hwq.datatypes import FORMAT_BITS, FixedFormat, resolve
+
+    if args.format == "fixed":
+        if args.width is None or args.int_bits is None:
+            raise UsageError("--format fixed needs --width W and --int-bits I")
+        try:
+            return FixedFormat(args.width, args.int_bits, signed=not args.unsigned, rounding=args.rounding,
+                               overflow=args.overflow)
+        except ValueError as err:
+            raise UsageError(str(err)) from err
+    if args.format not in FORMAT_BITS:
+        raise UsageError(f"unknown format {args.format!r}; choose one of {', '.join(_GROUP_FORMATS)}, fixed")
+    if args.bits is None:
+        raise UsageError(f"--format {args.format} needs --bits (one of {', '.join(map(str, FORMAT_BITS[args.format]))})")
+    try:
+        resolve(args.format, args.bits)
+    except ValueError as err:
+        raise UsageError(str(err)) from err
+    if args.group_size < 0:
+        raise UsageError(f"--group-size must be >= 0 (0: one group per row), got {args.group_size}")
+    return None
+
+
+def _quantize_all(tensors: dict[str, Any], args: argparse.Namespace, fixed: Any) -> tuple[dict[str, Any], list[dict]]:
+    import torch
+
+    from hwq.datatypes import MX_BLOCK
+    from hwq.quant import quantize_weight_codes, weight_error
+
+    out: dict[str, Any] = {}
+    rows: list[dict] = []
+    for name, t in tensors.items():
+        if not t.is_floating_point():
+            out[name] = t
+            continue
+        if fixed is not None:
+            from hwq.quant import fixed_point
+            from hwq.quant.fixed import fixed_point_codes
+
+            kw = dict(signed=fixed.signed, rounding=fixed.rounding, overflow=fixed.overflow)
+            deq = fixed_point(t.to(torch.float64), fixed.width, fixed.int_bits, **kw)
+            out[name] = deq.to(torch.float32)
+            out[f"{name}.codes"] = fixed_point_codes(t, fixed.width, fixed.int_bits, **kw)
+        elif t.dim() >= 2:
+            k = t[0].numel()
+            gs = MX_BLOCK if args.format == "mx" else (args.group_size or k)
+            if k % gs:
+                raise UsageError(f"tensor {name!r}: group size {gs} does not divide its row length {k} "
+                                 f"(shape {list(t.shape)}); choose a divisor of {k} or --group-size 0")
+            q = quantize_weight_codes(t, args.format, args.bits, group_size=args.group_size)
+            deq = q.dequantize(torch.float64)
+            out[name] = deq.to(torch.float32)
+            out[f"{name}.codes"] = q.codes.to(torch.uint8 if args.bits <= 8 else torch.int32)
+            out[f"{name}.scales"] = q.scale_int.to(torch.int32)
+            out[f"{name}.row_scale"] = q.row_scale.to(torch.float64)
+            out[f"{name}.selectors"] = q.selectors.to(torch.uint8)
+            if args.format == "int_asym":
+                out[f"{name}.zero_point"] = q.zero_point.to(torch.uint8)
+        else:
+            out[name] = t
+            rows.append({"name": name, "shape": list(t.shape), "quantized": False, "mse": 0.0, "sqnr_db": None})
+            continue
+        mse, sqnr = weight_error(t, deq)
+        rows.append({"name": name, "shape": list(t.shape), "quantized": True, "mse": mse,
+                     "sqnr_db": None if math.isinf(sqnr) else sqnr})
+    return out, rows
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _save_atomic(tensors: dict[str, Any], path: str) -> None:
+    from safetensors.torch import save_file
+
+    dest = Path(path).resolve()
+    if not dest.parent.is_dir():
+        raise UsageError(f"output folder {str(dest.parent)!r} does not exist; create it or choose another -o")
+    fd, tmp = tempfile.mkstemp(suffix=".safetensors.tmp", dir=dest.parent)
+    os.close(fd)
+    try:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _print_table(rows: list[dict], title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col, just in (("tensor", "left"), ("shape", "left"), ("MSE", "right"), ("SQNR dB", "right")):
+        table.add_column(col, justify=just)
+    for r in rows:
+        sq = "exact" if r["quantized"] and r["sqnr_db"] is None else ("-" if r["sqnr_db"] is None else f"{r['sqnr_db']:.2f}")
+        table.add_row(r["name"], "x".join(map(str, r["shape"])), f"{r['mse']:.3e}" if r["quantized"] else "kept", sq)
+    Console().print(table)
+
+
+def run(args: argparse.Namespace) -> int:
+    fixed = _check_format(args)
+    tensors = _load(args.input)
+    out, rows = _quantize_all(tensors, args, fixed)
+    _save_atomic(out, args.output)
+    if fixed is not None:
+        what = fixed.name
+    elif args.format == "mx":
+        what = f"mx{args.bits} (block 32)"
+    else:
+        what = f"{args.format}{args.bits} (group {args.group_size or 'row'})"
+    if args.json:
+        json.dump({"format": what, "output": args.output, "tensors": rows}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        _print_table(rows, f"hwq quantize: {what} -> {args.output}")
+    return 0

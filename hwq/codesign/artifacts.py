@@ -1,0 +1,166 @@
+"""Artefacts of the chosen design: spec YAML, plan.json, Verilog, synthesis report, co-simulation.
+
+:func:`write_chosen` fills ``OUT/chosen/`` (atomically: a temporary folder renamed into place):
+
+* ``spec.yaml``   -- ``AcceleratorSpec.to_yaml()`` of the chosen point (loadable by every command);
+* ``plan.json``   -- its per-layer precision plan (``{"layers": [{name, format, bits, act_bits, group_size}]}``);
+* ``rtl/``        -- ``hwq rtl`` of the chosen spec (:func:`hwq.hw.presets.write_rtl`);
+* ``synth.json``  -- Yosys synthesis of the array (:func:`hwq.hw.synth.synthesize`, Xilinx cells);
+* ``sim.json``    -- the layer-level co-simulation of one layer (:func:`hwq.verify.check.check_layer`):
+  outputs bit-exact against the golden model, cycles equal to ``hwq.timing``'s.
+
+RTL simulation and synthesis time grow with the array (the 4096-lane ``bitmod`` preset takes
+minutes to generate and to simulate on Icarus), so an array above ``max_lanes`` MAC lanes is
+synthesised and co-simulated as a **column slice**: the same spec with fewer columns (same PE
+rows, lanes, radix, datatypes and buffers), written as ``slice_spec.yaml``. Every file says
+which array it describes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+from hwq.codesign.driver import write_json
+
+#: Largest array (MAC lanes = rows x cols x lanes) synthesised and co-simulated whole.
+SIM_MAX_LANES = 1024
+
+
+def plan_dict(spec, layer_names: Sequence[str], plan_labels: Sequence[str]) -> dict[str, Any]:
+    """plan.json mapping for ``spec`` from the ILP's per-layer choice labels (``"bitmod4/a8"``)."""
+    by_label = {str(c): c for c in spec.choices()}
+    layers = []
+    for name, lab in zip(layer_names, plan_labels, strict=True):
+        c = by_label[lab]
+        layers.append({"name": name, "format": c.fmt, "bits": int(c.bits), "act_bits": int(c.act_bits),
+                       "group_size": spec.arithmetic.group_size})
+    return {"arch": spec.name, "layers": layers}
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def pick_sim_layer(workload, layer_names: Sequence[str], requested: str | None = None) -> str:
+    """The layer to co-simulate: ``requested`` if given, else the planned layer with the fewest weights."""
+    if requested:
+        if requested not in layer_names:
+            from hwq.errors import UsageError
+
+            raise UsageError(f"--sim-layer {requested!r} is not a weight layer of the model; e.g. "
+                             f"{', '.join(layer_names[:3])}")
+        return requested
+    by_name = {l.name: l for l in workload.layers}
+    return min(layer_names, key=lambda n: (by_name[n].weights, layer_names.index(n)))
+
+
+def slice_spec(spec, max_lanes: int = SIM_MAX_LANES):
+    """``spec`` itself when its array has at most ``max_lanes`` MAC lanes, else a column slice of it."""
+    from hwq.spec import parse_spec
+
+    a = spec.array
+    cols = max(1, min(a.cols, max_lanes // (a.rows * a.lanes)))
+    if cols == a.cols:
+        return spec
+    d = spec.to_dict()
+    d["array"]["cols"] = cols
+    d["name"] = f"{spec.name}_slice{cols}"
+    d["description"] = (f"{cols}-column slice of {spec.name} ({a.cols} columns) for synthesis and "
+                        "co-simulation: same rows, lanes, radix, datatypes and buffers")
+    return parse_spec(d, d["name"])
+
+
+def write_chosen(out_dir: Path, model_name: str, spec, workload, layer_names: Sequence[str],
+                 plan_labels: Sequence[str], *, simulator: str = "icarus", sim_layer: str | None = None,
+                 rtl: bool = True, synth: bool = True, sim: bool = True,
+                 max_lanes: int = SIM_MAX_LANES) -> dict[str, Any]:
+    """Write the chosen design's artefacts under ``out_dir/chosen``; return a digest (paths, synthesis, sim).
+
+    ``rtl``: write the full design's Verilog (``hwq rtl``); ``synth``/``sim``: synthesise and
+    co-simulate the design (or its column slice above ``max_lanes`` MAC lanes).
+    """
+    final = out_dir / "chosen"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".chosen.", dir=out_dir))
+    digest: dict[str, Any] = {"spec": str(final / "spec.yaml"), "plan": str(final / "plan.json")}
+    try:
+        _atomic_text(tmp / "spec.yaml", spec.to_yaml())
+        write_json(tmp / "plan.json", plan_dict(spec, layer_names, plan_labels))
+        hw = slice_spec(spec, max_lanes)
+        hw_path = tmp / "spec.yaml"
+        if hw is not spec and (synth or sim):
+            hw_path = tmp / "slice_spec.yaml"
+            _atomic_text(hw_path, hw.to_yaml())
+            digest["slice_spec"] = str(final / "slice_spec.yaml")
+        if rtl:
+            from hwq.hw.presets import write_rtl
+
+            files = write_rtl(spec, tmp / "rtl")
+            digest["verilog"] = str(final / "rtl")
+            digest["verilog_files"] = files
+        if synth:
+            rep = _synth(hw, tmp / "rtl" if (rtl and hw is spec) else None)
+            rep["sliced"] = hw is not spec
+            write_json(tmp / "synth.json", rep)
+            digest["synth"] = {"arch": rep["arch"], "cols": hw.array.cols, "sliced": hw is not spec,
+                               **rep["resources"]}
+            digest["synth_report"] = str(final / "synth.json")
+        if sim:
+            layer = pick_sim_layer(workload, layer_names, sim_layer)
+            s = _cosim(model_name, layer, hw_path, tmp / "plan.json", simulator)
+            s.update(sliced=hw is not spec, sim_cols=hw.array.cols, design_cols=spec.array.cols)
+            write_json(tmp / "sim.json", s)
+            digest["sim"] = s
+        write_json(tmp / "artifacts.json", digest)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return digest
+
+
+def _cosim(model_name: str, layer: str, arch: Path, plan: Path, simulator: str) -> dict[str, Any]:
+    """Co-simulate one tile of ``layer`` on ``arch``'s array RTL; the :class:`LayerCheckResult` as a dict."""
+    from hwq.verify.check import check_layer
+
+    with tempfile.TemporaryDirectory(prefix="hwq_codesign_sim_") as build:
+        res = check_layer(f"{model_name}:{layer}", arch, plan=plan, simulator=simulator,
+                          build_dir=Path(build) / simulator)
+    d = json.loads(json.dumps(res.to_dict(), default=str))
+    d["arch_file"], d["plan"] = arch.name, plan.name  # relative: the temp folder becomes chosen/
+    return d
+
+
+def _synth(spec, rtl_dir: Path | None) -> dict[str, Any]:
+    """Synthesis report of ``spec``'s array, generating its RTL in a temporary folder unless given."""
+    if rtl_dir is not None:
+        return synth_array(spec, rtl_dir)
+    from hwq.hw.presets import write_rtl
+
+    with tempfile.TemporaryDirectory(prefix="hwq_codesign_rtl_") as tmp:
+        write_rtl(spec, Path(tmp) / "rtl")
+        return synth_array(spec, Path(tmp) / "rtl")
+
+
+def synth_array(spec, rtl_dir: Path, target: str = "xilinx") -> dict[str, Any]:
+    """Yosys synthesis (:func:`hwq.hw.synth.synthesize`) of the ``pe_array`` block written in ``rtl_dir``.
+
+    Returns ``{"target", "top", "arch", "resources": {LUT, FF, CARRY, DSP, BRAM, LUTRAM, other}, "cells"}``.
+    """
+    from hwq.hw.array import DECODER_MODULE, PE_MODULE
+    from hwq.hw.synth import synthesize
+
+    files = [str(Path(rtl_dir) / f) for f in ("pe_array.v", f"{PE_MODULE}.v", f"{DECODER_MODULE}.v")]
+    with tempfile.TemporaryDirectory(prefix="hwq_codesign_synth_") as work:
+        res = synthesize({"pe_array": files}, target, Path(work))
+    r = res["pe_array"]
+    return {"target": target, "top": "pe_array", "arch": spec.name, "resources": r["resources"], "cells": r["cells"]}

@@ -1,0 +1,226 @@
+"""``hwq codesign`` end to end, without the CLI: model -> sensitivity (once) -> sweep -> Pareto -> choice.
+
+:func:`run_codesign` returns a :class:`CodesignResult` and writes, in the output folder,
+``results.jsonl`` (one record per point; a rerun skips finished points) and ``summary.json``.
+The chosen design's artefacts (spec YAML, Verilog, synthesis, co-simulation) are written by
+:mod:`hwq.codesign.artifacts`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from hwq.codesign.pareto import CHOICE_RULE, choose, pareto_front
+from hwq.codesign.runner import run_points
+from hwq.codesign.space import DesignSpace, expand
+from hwq.codesign.sweep import SweepInputs, evaluate_point, hardware_cost, init_worker, solve_spec
+from hwq.errors import UnsatisfiableError
+
+SUMMARY_FILE = "summary.json"
+
+
+@dataclass
+class CodesignResult:
+    """What a co-design run found.
+
+    Attributes:
+        records: one dict per design point (see :func:`hwq.codesign.sweep.evaluate_point`), by index.
+        front: indices of the Pareto-optimal feasible records.
+        chosen: index of the chosen record (None when no point meets the budget).
+        presets: one record per shipped preset of the space's family, solved under the same budget.
+        best_preset: index into ``presets`` of the best one by the same rule (None if none fits).
+        specs: the accelerator spec of every point, by index.
+    """
+
+    model: str
+    budget_pj: float
+    space: DesignSpace
+    records: list[dict[str, Any]]
+    front: list[int]
+    chosen: int | None
+    presets: list[dict[str, Any]]
+    best_preset: int | None
+    specs: list[Any]
+    sensitivity_method: str
+    sensitivity_seconds: float
+    sweep_seconds: float
+    out_dir: Path
+    workload: Any = None
+    weight_layers: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def improvement(self) -> dict[str, float] | None:
+        """Chosen vs best preset: ratios preset/chosen for sensitivity, energy, latency (>1: chosen better)."""
+        if self.chosen is None or self.best_preset is None:
+            return None
+        c, p = self.records[self.chosen], self.presets[self.best_preset]
+        ratio = lambda k: (p[k] / c[k]) if c[k] else float("inf")  # noqa: E731
+        return {"sensitivity_ratio": ratio("sensitivity"), "energy_ratio": ratio("energy_pj"),
+                "latency_ratio": ratio("latency_us"), "hw_cost_ratio": ratio("hw_cost")}
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-able digest (what ``--json`` prints and ``summary.json`` holds)."""
+        slim = lambda r: {k: v for k, v in r.items() if k not in ("plan", "context")}  # noqa: E731
+        return {
+            "model": self.model, "budget_pj": self.budget_pj, "space": self.space.name, "base": self.space.base,
+            "points": len(self.records), "feasible": sum(bool(r.get("feasible")) for r in self.records),
+            "choice_rule": CHOICE_RULE, "chosen": None if self.chosen is None else slim(self.records[self.chosen]),
+            "chosen_plan": None if self.chosen is None else self.records[self.chosen].get("plan"),
+            "pareto": [self.records[i]["index"] for i in self.front],
+            "presets": [slim(p) for p in self.presets],
+            "best_preset": None if self.best_preset is None else self.presets[self.best_preset]["label"],
+            "improvement_over_best_preset": self.improvement(),
+            "sensitivity_method": self.sensitivity_method, "sensitivity_seconds": self.sensitivity_seconds,
+            "sweep_seconds": self.sweep_seconds, **self.extra,
+        }
+
+
+def _union_choices(specs: Sequence[Any]) -> list[Any]:
+    seen: dict[str, Any] = {}
+    for spec in specs:
+        for c in spec.choices():
+            seen.setdefault(str(c), c)
+    return list(seen.values())
+
+
+def model_inputs(model_name: str, calibration_samples: int | None = None):
+    """(recipe, float model, workload, calibration batches, calibration samples) of a registered model.
+
+    As ``hwq explore``: a deterministic initialisation (seed 0) so random-init models hit the
+    sensitivity cache, and its default calibration size (2 large images, 16 token sequences, else 64).
+    """
+    import torch
+
+    from hwq.search.explore import _n_samples
+    from hwq.workload import capture
+    from models.registry import get_recipe
+
+    recipe = get_recipe(model_name)
+    torch.manual_seed(0)
+    model = recipe.build()
+    model.eval()
+    example = recipe.example_input()
+    workload = capture(model, example)
+    n = _n_samples(example, calibration_samples)
+    return recipe, model, workload, list(recipe.calibration(n)), n
+
+
+def weight_layer_names(model, workload) -> list[str]:
+    """Compute layers whose stationary operand is a module weight (the ones a plan quantizes)."""
+    modules = dict(model.named_modules())
+    return [l.name for l in workload.layers if l.has_weights and l.name in modules
+            and getattr(modules[l.name], "weight", None) is not None]
+
+
+def prepare_inputs(model_name: str, space: DesignSpace, specs: Sequence[Any], budget_pj: float, *,
+                   method: str = "hessian", solver: str = "cbc", progress: bool = True,
+                   calibration_samples: int | None = None, keep_first_last_8bit: bool = False,
+                   tie_residual: bool = False) -> tuple[SweepInputs, float]:
+    """Sensitivity of the model for every choice any of ``specs`` supports (computed once; cached on disk)."""
+    from hwq.errors import UsageError
+    from hwq.search.sensitivity import auto_samples, compute_sensitivity
+
+    recipe, model, workload, batches, n_samples = model_inputs(model_name, calibration_samples)
+    names = weight_layer_names(model, workload)
+    if not names:
+        raise UsageError(f"model {model_name} has no Conv/Linear layers to quantize")
+    choices = _union_choices(specs)
+    t0 = time.perf_counter()
+    sens = compute_sensitivity(model, names, choices, batches, method=method,
+                               group_size=specs[0].arithmetic.group_size, samples=auto_samples(model),
+                               max_samples=n_samples, progress=progress)
+    seconds = time.perf_counter() - t0
+    labels = [str(c) for c in choices]
+    values = np.where(sens.allowed, np.nan_to_num(sens.values, nan=0.0), 0.0)
+    ties: list[list[int]] = []
+    if tie_residual:
+        pos = {n: i for i, n in enumerate(names)}
+        for group in workload.residual_groups:
+            members = [pos[g] for g in group if g in pos]
+            if len(members) > 1:
+                ties.append(members)
+    inputs = SweepInputs(
+        space_name=space.name, base_dict=_base_dict(space), workload=workload, weight_layers=names,
+        sensitivity={lab: values[:, i] for i, lab in enumerate(labels)},
+        allowed={lab: sens.allowed[:, i] for i, lab in enumerate(labels)},
+        budget_pj=budget_pj, tie_groups=ties, keep_first_last_8bit=keep_first_last_8bit, solver=solver,
+        cache_dir=os.environ.get("HWQ_CACHE_DIR", ".hwq_cache"))
+    try:  # how hwq explore describes the weights (random init for torchvision models without a local copy)
+        from hwq.search.explore import _weights_info
+
+        weights = _weights_info(recipe, None)[0]
+    except (ImportError, AttributeError):  # pragma: no cover - explore's helper renamed
+        weights = "the recipe's default weights"
+    inputs.notes = {"weights": weights, "calibration_samples": n_samples,
+                    "sensitivity": f"{method}, {auto_samples(model)} Hutchinson vectors" if method == "hessian"
+                    else method, "layers": len(names)}
+    return inputs, seconds
+
+
+def _base_dict(space: DesignSpace) -> dict[str, Any]:
+    from hwq.spec import load_spec
+
+    return load_spec(space.base).to_dict()
+
+
+def family_presets(family: str) -> list[Any]:
+    """Every shipped preset spec of ``family`` (the fixed designs a co-design result is compared with)."""
+    from hwq.spec import PRESETS, load_spec
+
+    out = []
+    for name in PRESETS:
+        spec = load_spec(name)
+        if spec.family == family:
+            out.append(spec)
+    return out
+
+
+def evaluate_fixed(spec, inputs: SweepInputs) -> dict[str, Any]:
+    """One fixed accelerator under the budget: the same record fields as a design point."""
+    rec: dict[str, Any] = {"label": spec.name, "spec_name": spec.name, **hardware_cost(spec, inputs.cache_dir)}
+    try:
+        rec.update(solve_spec(spec, inputs))
+    except UnsatisfiableError as err:
+        rec.update({"feasible": False, "reason": str(err)})
+    return rec
+
+
+def run_codesign(model_name: str, space: DesignSpace, budget_pj: float, out_dir: Path, *, jobs: int = 1,
+                 method: str = "hessian", solver: str = "cbc", progress: bool = True,
+                 calibration_samples: int | None = None, keep_first_last_8bit: bool = False,
+                 tie_residual: bool = False) -> CodesignResult:
+    """Sweep ``space`` for ``model_name`` under ``budget_pj`` (pJ); write results.jsonl and summary.json."""
+    expanded = expand(space)
+    specs = [spec for _, spec in expanded]
+    presets = family_presets(specs[0].family)
+    inputs, sens_s = prepare_inputs(model_name, space, specs + presets, budget_pj, method=method, solver=solver,
+                                    progress=progress, calibration_samples=calibration_samples,
+                                    keep_first_last_8bit=keep_first_last_8bit, tie_residual=tie_residual)
+    context = f"{model_name}|{inputs.fingerprint()}"
+    t0 = time.perf_counter()
+    records = run_points([p for p, _ in expanded], evaluate_point, out_dir, context=context, jobs=jobs,
+                         initializer=init_worker, initargs=(inputs,), progress=progress,
+                         description=f"codesign {space.name}")
+    sweep_s = time.perf_counter() - t0
+    preset_recs = [evaluate_fixed(s, inputs) for s in presets]
+    result = CodesignResult(model_name, budget_pj, space, records, pareto_front(records), choose(records),
+                            preset_recs, choose(preset_recs), specs, method, sens_s, sweep_s, out_dir,
+                            workload=inputs.workload, weight_layers=list(inputs.weight_layers),
+                            extra=dict(inputs.notes))
+    write_json(out_dir / SUMMARY_FILE, result.summary())
+    return result
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON atomically (temp file, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=float) + "\n")
+    os.replace(tmp, path)

@@ -1,0 +1,247 @@
+"""What ``hwq rtl`` emits for an accelerator spec: the array and every block, with port docs.
+
+:func:`rtl_blocks` maps a spec to named blocks (Amaranth components and the Verilog module
+each becomes); :func:`write_rtl` writes the Verilog, the Yosys script ``synth.ys`` and a
+``README.md`` that lists every port with its width and payload fields.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from amaranth.hdl import Shape
+from amaranth.lib import data, wiring
+
+from hwq.datatypes import FixedFormat
+from hwq.hw.config import ArrayConfig, array_config_from_spec
+from hwq.hw.fixed_datapath import FixedDatapathConfig
+
+
+@dataclass
+class Block:
+    """One emitted block: Verilog ``module`` (top), its files and the component behind it."""
+
+    module: str
+    component: object
+    summary: str
+    files: list[str] = field(default_factory=list)
+
+
+#: Cap on emitted buffer depths (words). The spec's SRAMs hold thousands of array-wide words;
+#: emitting and synthesising them at full depth takes minutes and adds nothing to the
+#: datapath, so the RTL buffers hold one layer slice of up to this many words.
+MAX_RTL_BUFFER_WORDS = 64
+
+
+def buffer_depths(spec, cfg: ArrayConfig) -> dict[str, int]:
+    """Buffer depths (words): the spec's SRAM capacity over the word width, capped at
+    :data:`MAX_RTL_BUFFER_WORDS`."""
+    from hwq.hw.array import w_row_layout
+
+    words = {"x_depth": cfg.tile_k * cfg.act_bits, "w_depth": w_row_layout(cfg).size,
+             "out_depth": cfg.cols * cfg.acc_bits}
+    names = {"x_depth": "activation", "w_depth": "weight", "out_depth": "output"}
+    out = {}
+    for key, bits in words.items():
+        buf = spec.buffers.get(names[key])
+        full = int(buf.capacity_bits // bits) if buf is not None else MAX_RTL_BUFFER_WORDS
+        out[key] = max(2, min(full, MAX_RTL_BUFFER_WORDS))
+    return out
+
+
+def array_config_for(spec) -> ArrayConfig:
+    """The preset's full-size :class:`ArrayConfig` with buffer depths from its SRAM sizes."""
+    cfg = array_config_from_spec(spec)
+    return array_config_from_spec(spec, **buffer_depths(spec, cfg))
+
+
+def fixed_config_for(spec, *, lanes: int | None = None, khot: int | None = None) -> FixedDatapathConfig:
+    """Fixed-point datapath formats for an FPGA spec.
+
+    A spec may carry ``fixed`` (a :class:`FixedDatapathConfig`); otherwise QFX's 8-bit setting:
+    activations ``ap_fixed<A, A/2>`` (A = widest act_bits), weights ``ap_fixed<8, 2>``, BN scale
+    ``ap_fixed<8, 3>``, BN shift ``ap_fixed<12, 6>``, residual like the activations, output
+    ``ap_fixed<A, A/2, RND, SAT>``.
+    """
+    given = getattr(spec, "fixed", None)
+    if isinstance(given, FixedDatapathConfig):
+        cfg = given
+    else:
+        a = max(spec.arithmetic.act_bits)
+        cfg = FixedDatapathConfig(lanes=spec.array.lanes, x_fmt=FixedFormat(a, a // 2), w_fmt=FixedFormat(8, 2),
+                                  bn_fmt=FixedFormat(8, 3), shift_fmt=FixedFormat(12, 6),
+                                  res_fmt=FixedFormat(a, a // 2), out_fmt=FixedFormat(a, a // 2, rounding="RND",
+                                                                                       overflow="SAT"))
+    kw = {}
+    if lanes is not None:
+        kw["lanes"] = lanes
+    if khot is not None:
+        kw["khot"] = khot
+    if kw:
+        from dataclasses import replace
+
+        cfg = replace(cfg, **kw)
+    return cfg
+
+
+def rtl_blocks(spec, cfg: ArrayConfig | None = None) -> dict[str, Block]:
+    """Every block ``hwq rtl`` emits for ``spec``, by Verilog module name (array first)."""
+    from hwq.hw.array import DECODER_MODULE, PE_MODULE, PEArray, make_decoder, make_pe
+    from hwq.hw.dequant import BitSerialDequant
+    from hwq.hw.fixed_datapath import FixedDatapath
+
+    cfg = cfg or array_config_for(spec)
+    blocks = {
+        "pe_array": Block("pe_array", PEArray(cfg, hierarchical=True),
+                          f"{cfg.rows}x{cfg.cols} weight-stationary PE array, {cfg.lanes} lanes per PE, "
+                          f"{cfg.mode.replace('_', '-')}, formats "
+                          + ", ".join(f"{f}{b}" for f, b in cfg.formats),
+                          ["pe_array.v", f"{PE_MODULE}.v", f"{DECODER_MODULE}.v"]),
+        PE_MODULE: Block(PE_MODULE, make_pe(cfg), "one PE of the array (weight registers + lanes-wide MAC)",
+                         [f"{PE_MODULE}.v"]),
+        DECODER_MODULE: Block(DECODER_MODULE, make_decoder(cfg),
+                              "weight decoder (ROM from hwq.datatypes), cols x lanes instances in the array",
+                              [f"{DECODER_MODULE}.v"]),
+        "dequant": Block("dequant", BitSerialDequant(psum_bits=cfg.seg_bits, scale_bits=cfg.scale_bits,
+                                                     acc_bits=cfg.acc_bits, digits_per_cycle=1),
+                         "bit-serial dequantizer (1 scale bit per cycle), standalone with streams",
+                         ["dequant.v"]),
+    }
+    if spec.family == "fpga":
+        fx = fixed_config_for(spec)
+        blocks["fixed_datapath"] = Block("fixed_datapath", FixedDatapath(fx),
+                                         f"fixed-point MAC+BN+residual+ReLU, out {fx.out_fmt.name}",
+                                         ["fixed_datapath.v"])
+        kx = fixed_config_for(spec, khot=2)
+        blocks["fixed_datapath_khot"] = Block("fixed_datapath_khot", FixedDatapath(kx),
+                                              "the same, K-hot (K=2) weights and BN scale: multiplier-free",
+                                              ["fixed_datapath_khot.v"])
+    return blocks
+
+
+def _port_lines(component) -> list[str]:
+    rows = []
+    for path, member in _flat_members(component.signature):
+        name = "__".join(path)
+        direction = "input" if member.flow == wiring.In else "output"
+        shape = member.shape
+        width = shape.size if isinstance(shape, data.Layout) else Shape.cast(shape).width
+        kind = _describe_shape(shape)
+        rows.append(f"| `{name}` | {direction} | {width} | {kind} |")
+    return rows
+
+
+def _flat_members(sig, prefix=()):
+    for name, member in sig.members.items():
+        if member.is_port:
+            yield prefix + (name,), member
+        else:
+            yield from _flat_members(member.signature, prefix + (name,))
+
+
+def _describe_shape(shape) -> str:
+    if isinstance(shape, data.StructLayout):
+        return "struct: " + ", ".join(f"`{n}` [{f.offset}+:{Shape.cast(f.shape).width if not isinstance(f.shape, data.Layout) else f.shape.size}] {_describe_shape(f.shape)}"
+                                      for n, f in shape)
+    if isinstance(shape, data.ArrayLayout):
+        return f"array of {shape.length} x ({_describe_shape(shape.elem_shape)}, {_width(shape.elem_shape)} bits), element i at bits [i*{_width(shape.elem_shape)}+:...]"
+    s = Shape.cast(shape)
+    return ("signed" if s.signed else "unsigned")
+
+
+def _width(shape) -> int:
+    return shape.size if isinstance(shape, data.Layout) else Shape.cast(shape).width
+
+
+def readme_text(spec, cfg: ArrayConfig, blocks: dict[str, Block]) -> str:
+    """README.md of an RTL folder: what each file is and every port of every block."""
+    from hwq.timing import PIPELINE_DEPTH_CYCLES
+
+    lines = [
+        f"# RTL of `{spec.name}`",
+        "",
+        f"Generated by `hwq rtl --arch {spec.name} --out DIR` (Amaranth {_amaranth_version()}); do not edit. "
+        "`hwq synth DIR` synthesises every block with Yosys (`synth.ys` is the Xilinx script).",
+        "",
+        "All blocks are synchronous to `clk` with an active-high synchronous `rst`. Streams use "
+        "`*__valid`/`*__ready`/`*__payload` (a beat moves on a rising edge where valid and ready are both high).",
+        "",
+        "## Array operation",
+        "",
+        f"- Tile: {cfg.rows} PE rows x {cfg.lanes} lanes = {cfg.tile_k} reduction elements x {cfg.cols} output "
+        f"channels. Group size {cfg.group_size}: {cfg.segs} group segment(s) of {cfg.rows_per_seg} rows per tile.",
+        f"- Fill `w_in` (word `(nt*k_tiles + kt)*{cfg.rows} + r`: per column `lanes` codes, selector, scale) and "
+        "`x_in` (word `kt*M + m`: the tile's activations) while `busy` is low, then pulse `start` with `cfg` "
+        "(`m`, `k_tiles`, `n_tiles`, `fmt` = index into the format list below).",
+        f"- Cycles from the start edge to the edge that moves the last `out` word (out ready held high): "
+        f"`n_tiles*k_tiles*(rows + (m+1)*I + {PIPELINE_DEPTH_CYCLES})`, I = cycles per weight "
+        "(hwq.timing.layer_compute_cycles).",
+        "- Formats (`cfg.fmt`): " + ", ".join(f"{i}: {f}{b} (I={cfg.interval(i)})" for i, (f, b) in enumerate(cfg.formats)),
+        f"- Decoder members (selector = member index within the format): {', '.join(cfg.members)}",
+        f"- Buffers: x {cfg.x_depth} words, w {cfg.w_depth} words, out {cfg.out_depth} words.",
+        "",
+        "## Files and ports",
+    ]
+    for name, blk in blocks.items():
+        lines += ["", f"### `{blk.module}` — {blk.summary}", "",
+                  "Files: " + ", ".join(f"`{f}`" for f in blk.files), "",
+                  "| port | dir | bits | layout |", "| --- | --- | --- | --- |",
+                  "| `clk` | input | 1 | clock |", "| `rst` | input | 1 | synchronous reset, active high |"]
+        lines += _port_lines(blk.component)
+    return "\n".join(lines) + "\n"
+
+
+def _amaranth_version() -> str:
+    import importlib.metadata
+
+    return importlib.metadata.version("amaranth")
+
+
+def synth_blocks(blocks: dict[str, Block]) -> dict[str, list[str]]:
+    """``{module: [files]}`` for the Yosys script."""
+    return {b.module: b.files for b in blocks.values()}
+
+
+def write_rtl(spec, out_dir: Path, cfg: ArrayConfig | None = None) -> list[str]:
+    """Write every block's Verilog, ``synth.ys`` and ``README.md`` to ``out_dir`` (atomically:
+    a temporary sibling folder renamed into place). Returns the file names."""
+    from hwq.hw.generate import to_verilog
+    from hwq.hw.synth import yosys_script
+
+    cfg = cfg or array_config_for(spec)
+    blocks = rtl_blocks(spec, cfg)
+    files: dict[str, str] = {}
+    for name, blk in blocks.items():
+        if name == "pe_array":
+            files["pe_array.v"] = to_verilog(blk.component, "pe_array")
+        elif blk.files[0] not in files:
+            files[blk.files[0]] = to_verilog(blk.component, blk.module)
+    files["synth.ys"] = yosys_script(synth_blocks(blocks), "xilinx")
+    files["blocks.json"] = json.dumps({"spec": spec.name, "blocks": synth_blocks(blocks),
+                                       "summaries": {b.module: b.summary for b in blocks.values()}}, indent=2) + "\n"
+    files["README.md"] = readme_text(spec, cfg, blocks)
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    tmp.chmod(0o755)
+    try:
+        for fname, text in sorted(files.items()):
+            (tmp / fname).write_text(text)
+        if out_dir.exists():
+            old = out_dir.with_name(f".{out_dir.name}.old")
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(out_dir, old)
+            os.replace(tmp, out_dir)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return sorted(files)

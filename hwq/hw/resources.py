@@ -1,0 +1,46 @@
+"""Resource tables (Markdown) and atomic file writes for synthesis results."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Mapping
+
+from hwq.hw.synth import RESOURCE_KEYS
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def _fmt(v: float) -> str:
+    return f"{v:g}"
+
+
+def resources_table(per_block: Mapping[str, Mapping[str, float]], summaries: Mapping[str, str] | None = None) -> list[str]:
+    """Markdown table rows: one per block, columns :data:`RESOURCE_KEYS`."""
+    lines = ["| block | " + " | ".join(RESOURCE_KEYS) + " |", "| --- |" + " --- |" * len(RESOURCE_KEYS)]
+    for block, res in per_block.items():
+        label = f"`{block}`" + (f" ({summaries[block]})" if summaries and block in summaries else "")
+        lines.append(f"| {label} | " + " | ".join(_fmt(res.get(k, 0)) for k in RESOURCE_KEYS) + " |")
+    return lines
+
+
+def resources_markdown(name: str, by_target: Mapping[str, Mapping[str, Mapping[str, float]]],
+                       summaries: Mapping[str, str] | None = None) -> str:
+    """``resources.md`` of an RTL folder: a table per synthesis target."""
+    lines = [f"# Yosys resources of `{name}`", "",
+             "Regenerate: `hwq synth DIR --target xilinx` and `hwq synth DIR --target ice40`. "
+             "Xilinx: 7-series cells from `synth_xilinx -noiopad` (BRAM in 36 Kb blocks, RAMB18 = 0.5); "
+             "iCE40: `synth_ice40 -dsp` (BRAM = SB_RAM40_4K). Counts include every instance of a replicated block.",
+             ""]
+    for target, per_block in by_target.items():
+        lines += [f"## {target}", ""] + resources_table(per_block, summaries) + [""]
+    return "\n".join(lines)

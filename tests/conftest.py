@@ -1,0 +1,11 @@
+"""Shared pytest set-up. Tests run as two xdist workers on a 2-core machine: one intra-op
+thread per worker avoids oversubscription (small-tensor torch ops get ~15x slower otherwise)."""
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
+os.environ.setdefault("MPLBACKEND", "Agg")
