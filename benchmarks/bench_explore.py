@@ -14,6 +14,7 @@ sensitivity work), the benchmark says so and times 1.3x the cheapest plan's ener
 from __future__ import annotations
 
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -22,16 +23,21 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+_CPU: list[float] = []  # CPU seconds (user + system) of each CLI run, in order
 
 
 def _run_cli(cache: str, out: str, budget: str) -> tuple[float, int, str]:
     """Wall time, exit code and stderr of ``hwq explore --model resnet50 --budget BUDGET`` in a fresh process."""
     env = {**os.environ, "HWQ_CACHE_DIR": cache}
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "hwq", "explore", "--model", "resnet50", "--budget", budget,
                            "--out", out], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                           text=True, check=False)
-    return time.perf_counter() - t0, proc.returncode, proc.stderr
+    wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    _CPU.append(r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime)
+    return wall, proc.returncode, proc.stderr
 
 
 def _feasible_budget(stderr: str) -> str:
@@ -61,8 +67,9 @@ def main() -> int:
             raise RuntimeError(err)
         warm, rc, err = _run_cli(tmp, os.path.join(tmp, "r2"), budget)
         cpus = len(os.sched_getaffinity(0))
-        print(f"hwq explore --model resnet50 --budget {budget} ({cpus} CPUs): cold {cold:.1f} s, warm {warm:.1f} s, "
-              f"warm/cold = {warm / cold:.3f}")
+        print(f"hwq explore --model resnet50 --budget {budget} ({cpus} CPUs, load average "
+              f"{os.getloadavg()[0]:.1f}): cold {cold:.1f} s wall / {_CPU[-2]:.1f} s CPU, warm {warm:.1f} s wall / "
+              f"{_CPU[-1]:.1f} s CPU, warm/cold = {warm / cold:.3f}")
 
         os.environ["HWQ_CACHE_DIR"] = tmp
         from hwq.search.explore import ExploreRequest, explore

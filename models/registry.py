@@ -8,7 +8,7 @@
   ``build(path)`` loads a state dict file; ``build("random")`` forces random weights.
   Example input ``1 x 3 x 224 x 224``. ``calibration(n)`` gives ``n`` synthetic images
   (uniform pixels, ImageNet normalisation, seed 0) unless ``calib_dir`` names a folder of
-  images (``*.jpg``/``*.png``..., searched recursively, ImageFolder layout works) or of
+  images in ImageFolder layout (``root/<class>/<image>``, torchvision's loader) or of
   ``*.pt``/``*.npy`` tensors.
 * ``minilm``: the real all-MiniLM-L6-v2 (``models.minilm.load_minilm``, offline); example input
   is 128 token ids of the fixed sentences; calibration batches are token ids of ``SENTENCES``.
@@ -30,7 +30,6 @@ from hwq.errors import UsageError
 #: Tokens in the MiniLM example input (the workload is specialised to this length).
 MINILM_TOKENS = 128
 _IMAGE_BATCH = 8
-_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm")
 
 
 @dataclass(frozen=True)
@@ -153,15 +152,18 @@ def _image_calibration(n: int, calib_dir: Any) -> list:
     tensors = _tensor_files(root, n)
     if tensors:
         return _batches(torch.cat([t.float() for t in tensors])[:n], _IMAGE_BATCH)
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in _IMAGE_SUFFIXES)[:n]
-    if not files:
-        raise UsageError(f"no images (*.jpg, *.png...) or *.pt/*.npy tensors under {root}")
-    from PIL import Image
-    from torchvision import transforms
+    from torchvision import datasets, transforms
 
     tf = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224), transforms.ToTensor(),
                              transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
-    x = torch.stack([tf(Image.open(f).convert("RGB")) for f in files])
+    try:
+        folder = datasets.ImageFolder(str(root), transform=tf)
+    except (FileNotFoundError, RuntimeError) as err:
+        raise UsageError(f"calibration folder {root} is not an ImageFolder (root/<class>/<image>.jpg) and "
+                         f"holds no *.pt/*.npy tensors: {str(err).splitlines()[0]}") from None
+    # ImageFolder lists samples sorted by class then file name: take an even spread of n.
+    step = max(1, len(folder) // n)
+    x = torch.stack([folder[i][0] for i in range(0, len(folder), step)][:n])
     return _batches(x, _IMAGE_BATCH)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import pytest
 
@@ -108,6 +107,11 @@ def test_choice_rule_lowest_sensitivity_then_smaller_hardware():
     recs = [_rec(1, 1, 5, 2.0), _rec(2, 2, 3, 2.0), _rec(1, 1, 1, 3.0), _rec(0, 0, 0, 0.0, feasible=False)]
     assert choose(recs) == 1          # tie on sensitivity -> smaller hardware
     assert choose([_rec(1, 1, 1, 1, feasible=False)]) is None
+    # within 1 % of the lowest sensitivity is a tie: the smaller hardware wins
+    assert choose([_rec(1, 1, 9, 100.0), _rec(1, 1, 5, 100.9), _rec(1, 1, 1, 102.0)]) == 1
+    # the chosen point is never dominated: equal hw/energy/latency -> the lower sensitivity
+    recs = [_rec(1, 1, 5, 100.5), _rec(1, 1, 5, 100.0), _rec(2, 2, 5, 100.2)]
+    assert choose(recs) == 1 and 1 in pareto_front(recs)
 
 
 # ------------------------------------------------------------------ runner
@@ -162,7 +166,6 @@ axes:
 """
 
 
-@pytest.mark.slow
 def test_codesign_end_to_end_digits(tmp_path, monkeypatch, capsys):
     """CLI on the digits CNN: 4 points, KL sensitivity, then a rerun that evaluates nothing again."""
     from hwq.cli.main import main
@@ -187,7 +190,7 @@ def test_codesign_end_to_end_digits(tmp_path, monkeypatch, capsys):
         assert {lab.split("/")[0] for lab in r["plan"]} <= set(fmts)
     chosen = summary["chosen"]
     best = min(r["sensitivity"] for r in feasible)
-    assert chosen["sensitivity"] == pytest.approx(best)
+    assert best <= chosen["sensitivity"] <= best * 1.01  # the choice rule's 1 % tie
     assert chosen["index"] in summary["pareto"]
     assert {p["label"] for p in summary["presets"]} == {"bitmod", "int8_parallel"}
     # rerun: every point is already in results.jsonl, nothing is appended
@@ -258,6 +261,7 @@ def test_slice_spec_and_plan_json():
     s = slice_spec(base, max_lanes=1024)
     assert (s.array.rows, s.array.cols, s.array.lanes) == (32, 8, 4)
     assert s.arithmetic == base.arithmetic and s.buffers == base.buffers and s.name == "bitmod_slice8"
+    assert slice_spec(base).array.cols == 4  # default SIM_MAX_LANES 512
     assert slice_spec(base, max_lanes=1).array.cols == 1
     plan = plan_dict(base, ["a", "b"], ["bitmod3/a4", "int8/a8"])
     assert plan["layers"] == [
@@ -291,3 +295,12 @@ def test_chosen_design_cosimulates_bit_exact(tmp_path):
     assert sim == digest["sim"] and not sim["sliced"]
     assert sim["layer"] == "digits_cnn:stem_conv"  # fewest weights
     assert sim["ok"] and sim["mismatches"] == 0 and sim["predicted_cycles"] == sim["measured_cycles"]
+
+
+def test_fpga_point_over_the_device_is_infeasible():
+    from hwq.codesign.sweep import device_overflow_reason, fits_device
+
+    over = {"hw_cost": 1.18, "hw_cost_unit": "device fraction",
+            "hw_detail": {"utilization_by_resource": {"lut": 0.2, "dsp": 1.18}}}
+    assert not fits_device(over) and "dsp 118%" in device_overflow_reason(over)
+    assert fits_device({**over, "hw_cost": 0.9}) and fits_device({"hw_cost": 50.0, "hw_cost_unit": "mm2"})

@@ -23,7 +23,7 @@ from hwq.datatypes import DATATYPES, cycles_per_weight
 from hwq.hw.array_driver import expected_cycles, unpack_outputs
 from hwq.hw.array_sim import run_array_images
 from hwq.hw.config import ArrayConfig
-from hwq.hw.cosim_env import run_cocotb_fixed as run_cocotb
+from hwq.cosim import run_cocotb
 from hwq.hw.dequant import BitSerialDequant
 from hwq.hw.fixed_datapath import FixedDatapath
 from hwq.hw.generate import to_verilog

@@ -103,3 +103,14 @@ def test_activation_trace_cross_entropy_is_gauss_newton():
     p = torch.softmax(x.double() @ w.T, dim=-1)
     exact = sum(float(torch.trace((torch.diag(pi) - torch.outer(pi, pi)) @ w @ w.T)) for pi in p) / 4 / x.numel()
     assert a_tr[0] == pytest.approx(exact, rel=0.2)
+
+
+def test_gauss_newton_weight_estimator_matches_exact_and_is_nonnegative():
+    model = TwoLinear()
+    x = torch.randn(3, 16, generator=torch.Generator().manual_seed(1))
+    w_tr, _, _ = hutchinson_traces(model, ["fc1", "fc2"], x, None, samples=300, seed=0, weight_estimator="gn")
+    w1, w2 = model.fc1.weight.detach(), model.fc2.weight.detach()
+    assert w_tr[0] == pytest.approx(float((w2 ** 2).sum() * (x ** 2).sum() / 3) / w1.numel(), rel=0.2)
+    assert w_tr[1] == pytest.approx(float(4 * ((x @ w1.T) ** 2).sum() / 3) / w2.numel(), rel=0.2)
+    few, _, _ = hutchinson_traces(model, ["fc1", "fc2"], x, None, samples=1, seed=5, weight_estimator="gn")
+    assert (few > 0).all()

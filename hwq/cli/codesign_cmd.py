@@ -47,6 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _print_text(result, artifacts) -> None:  # noqa: ANN001
+    out = result.out_dir
     from rich.console import Console
     from rich.table import Table
 
@@ -59,7 +60,8 @@ def _print_text(result, artifacts) -> None:  # noqa: ANN001
                     f"Pareto set ({len(result.front)} of {len(recs)} points, "
                     f"{sum(bool(r.get('feasible')) for r in recs)} within budget)")
     for col in ("", "#", "design", "energy mJ", "latency ms", f"hw ({unit})", "sensitivity"):
-        t.add_column(col, justify="right" if col not in ("", "design") else "left")
+        t.add_column(col, justify="right" if col not in ("", "design") else "left",
+                     overflow="fold" if col == "design" else "ellipsis")
     for i in result.front:
         r = recs[i]
         t.add_row("*" if i == result.chosen else "", str(r["index"]), r["label"], f"{r['energy_pj'] * 1e-9:.4g}",
@@ -72,7 +74,7 @@ def _print_text(result, artifacts) -> None:  # noqa: ANN001
                           f"{p['latency_us'] * 1e-3:.4g} ms, hw {p['hw_cost']:.4g} {unit}, sensitivity "
                           f"{p['sensitivity']:.4g}")
         else:
-            console.print(f"preset {p['label']}: over budget ({p.get('reason', '')})")
+            console.print(f"preset {p['label']}: infeasible ({p.get('reason', '')})")
     imp = result.improvement()
     if result.chosen is None:
         console.print("[bold red]no design point meets the budget[/]")
@@ -81,17 +83,17 @@ def _print_text(result, artifacts) -> None:  # noqa: ANN001
     console.print(f"[bold]chosen[/]: point {c['index']} {c['label']} ({c['spec_name']})")
     if imp:
         console.print(f"vs best preset {result.presets[result.best_preset]['label']}: sensitivity "
-                      f"{imp['sensitivity_ratio']:.3g}x lower, energy {imp['energy_ratio']:.3g}x, "
+                      f"{imp['sensitivity_ratio']:.3g}x, energy {imp['energy_ratio']:.3g}x, "
                       f"latency {imp['latency_ratio']:.3g}x, hardware {imp['hw_cost_ratio']:.3g}x (preset/chosen)")
     if artifacts:
-        console.print(f"spec {artifacts['spec']}  plan {artifacts['plan']}")
+        console.print(f"spec {out / artifacts['spec']}  plan {out / artifacts['plan']}")
         if "verilog" in artifacts:
-            console.print(f"verilog {artifacts['verilog']}")
+            console.print(f"verilog {out / artifacts['verilog']}")
         syn = artifacts.get("synth")
         if syn:
             what = f"{syn['cols']}-column slice" if syn["sliced"] else "array"
             console.print(f"synthesis of the {what} (Yosys, Xilinx cells): LUT {syn['LUT']:.0f}, FF {syn['FF']:.0f}, "
-                          f"DSP {syn['DSP']:.0f}, BRAM36 {syn['BRAM']:g}  ({artifacts['synth_report']})")
+                          f"DSP {syn['DSP']:.0f}, BRAM36 {syn['BRAM']:g}  ({out / artifacts['synth_report']})")
         s = artifacts.get("sim")
         if s:
             what = f" ({s['sim_cols']}-column slice)" if s["sliced"] else ""

@@ -27,6 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "with only one layer quantized")
     parser.add_argument("--samples", type=int, default=None,
                         help="Hutchinson vectors for --sensitivity hessian (default: 16 below 1M weights, else 4)")
+    parser.add_argument("--hessian-estimator", default="auto", choices=("auto", "hvp", "gn"),
+                        help="weight Hessian traces: hvp = Hutchinson with double-backward Hessian-vector products "
+                             "(HAWQ-V3); gn = Gauss-Newton trace from output-space vectors (>= 0, no cross-layer "
+                             "noise); auto (default) = gn for unlabelled calibration data, where the loss is the "
+                             "MSE to the float output and its Hessian equals J^T J, else hvp")
     parser.add_argument("--calib-samples", type=int, default=None,
                         help="calibration samples used for sensitivity (default: 2 for 224x224 images, else 64)")
     parser.add_argument("--weights", help="checkpoint (.pt/.pth state dict or .safetensors) to load into the model")
@@ -58,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
     req = ExploreRequest(model=args.model, arch=args.arch, budget_j=budget_j, budget_text=format_si(budget_j, "J"),
                          latency_s=latency_s, size_bytes=size_bytes, sensitivity=args.sensitivity,
-                         samples=args.samples, calib_samples=args.calib_samples, weights=args.weights,
+                         samples=args.samples, hessian_estimator=args.hessian_estimator, calib_samples=args.calib_samples, weights=args.weights,
                          calib=args.calib, solver=args.solver, pareto=args.pareto,
                          keep_first_last_8bit=args.keep_first_last_8bit, tie_residual=args.tie_residual,
                          use_cache=not args.no_cache, out=args.out, progress=not args.json and sys.stderr.isatty(),
@@ -78,6 +83,7 @@ def _command(args: argparse.Namespace) -> str:
                         ("--max-size", args.max_size),
                         ("--sensitivity", args.sensitivity if args.sensitivity != "hessian" else None),
                         ("--samples", str(args.samples) if args.samples else None),
+                        ("--hessian-estimator", args.hessian_estimator if args.hessian_estimator != "auto" else None),
                         ("--calib-samples", str(args.calib_samples) if args.calib_samples else None),
                         ("--weights", args.weights), ("--calib", args.calib),
                         ("--solver", args.solver if args.solver != "cbc" else None),

@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from hwq.atomic import atomic_path
 from hwq.errors import UsageError
 
 HELP = "Quantize the floating tensors of a .safetensors file (int, int_asym, fp, bitmod, ant, mx, fixed); print MSE/SQNR."
@@ -117,27 +116,14 @@ def _quantize_all(tensors: dict[str, Any], args: argparse.Namespace, fixed: Any)
     return out, rows
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _save_atomic(tensors: dict[str, Any], path: str) -> None:
     from safetensors.torch import save_file
 
     dest = Path(path).resolve()
     if not dest.parent.is_dir():
         raise UsageError(f"output folder {str(dest.parent)!r} does not exist; create it or choose another -o")
-    fd, tmp = tempfile.mkstemp(suffix=".safetensors.tmp", dir=dest.parent)
-    os.close(fd)
-    try:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(dest, suffix=".safetensors.tmp") as tmp:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
 
 
 def _print_table(rows: list[dict], title: str) -> None:

@@ -22,8 +22,9 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
+    from hwq.atomic import write_text
     from hwq.errors import UsageError
-    from hwq.hw.resources import resources_markdown, write_atomic
+    from hwq.hw.resources import resources_markdown
     from hwq.hw.synth import synthesize
 
     folder = Path(args.dir)
@@ -43,9 +44,9 @@ def run(args: argparse.Namespace) -> int:
     res_path = folder / "resources.json"
     merged = json.loads(res_path.read_text()) if res_path.exists() else {}
     merged.setdefault(args.target, {}).update({top: r["resources"] for top, r in result.items()})
-    write_atomic(res_path, json.dumps(merged, indent=2, sort_keys=True) + "\n")
-    write_atomic(folder / "resources.md", resources_markdown(info.get("spec", folder.name), merged,
-                                                            info.get("summaries", {})))
+    write_text(res_path, json.dumps(merged, indent=2, sort_keys=True) + "\n")
+    write_text(folder / "resources.md", resources_markdown(info.get("spec", folder.name), merged,
+                                                          info.get("summaries", {})))
     if args.json:
         print(json.dumps({args.target: {top: r["resources"] for top, r in result.items()}}, indent=2))
     else:

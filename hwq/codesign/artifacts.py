@@ -28,7 +28,7 @@ from typing import Any, Sequence
 from hwq.codesign.driver import write_json
 
 #: Largest array (MAC lanes = rows x cols x lanes) synthesised and co-simulated whole.
-SIM_MAX_LANES = 1024
+SIM_MAX_LANES = 512
 
 
 def plan_dict(spec, layer_names: Sequence[str], plan_labels: Sequence[str]) -> dict[str, Any]:
@@ -81,15 +81,17 @@ def write_chosen(out_dir: Path, model_name: str, spec, workload, layer_names: Se
                  plan_labels: Sequence[str], *, simulator: str = "icarus", sim_layer: str | None = None,
                  rtl: bool = True, synth: bool = True, sim: bool = True,
                  max_lanes: int = SIM_MAX_LANES) -> dict[str, Any]:
-    """Write the chosen design's artefacts under ``out_dir/chosen``; return a digest (paths, synthesis, sim).
+    """Write the chosen design's artefacts under ``out_dir/chosen``; return a digest (paths relative to
+    ``out_dir``, synthesis resources, co-simulation result).
 
     ``rtl``: write the full design's Verilog (``hwq rtl``); ``synth``/``sim``: synthesise and
     co-simulate the design (or its column slice above ``max_lanes`` MAC lanes).
     """
     final = out_dir / "chosen"
+    rel = Path("chosen")  # digest paths are relative to out_dir (reports are committed)
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".chosen.", dir=out_dir))
-    digest: dict[str, Any] = {"spec": str(final / "spec.yaml"), "plan": str(final / "plan.json")}
+    digest: dict[str, Any] = {"spec": str(rel / "spec.yaml"), "plan": str(rel / "plan.json")}
     try:
         _atomic_text(tmp / "spec.yaml", spec.to_yaml())
         write_json(tmp / "plan.json", plan_dict(spec, layer_names, plan_labels))
@@ -98,12 +100,12 @@ def write_chosen(out_dir: Path, model_name: str, spec, workload, layer_names: Se
         if hw is not spec and (synth or sim):
             hw_path = tmp / "slice_spec.yaml"
             _atomic_text(hw_path, hw.to_yaml())
-            digest["slice_spec"] = str(final / "slice_spec.yaml")
+            digest["slice_spec"] = str(rel / "slice_spec.yaml")
         if rtl:
             from hwq.hw.presets import write_rtl
 
             files = write_rtl(spec, tmp / "rtl")
-            digest["verilog"] = str(final / "rtl")
+            digest["verilog"] = str(rel / "rtl")
             digest["verilog_files"] = files
         if synth:
             rep = _synth(hw, tmp / "rtl" if (rtl and hw is spec) else None)
@@ -111,7 +113,7 @@ def write_chosen(out_dir: Path, model_name: str, spec, workload, layer_names: Se
             write_json(tmp / "synth.json", rep)
             digest["synth"] = {"arch": rep["arch"], "cols": hw.array.cols, "sliced": hw is not spec,
                                **rep["resources"]}
-            digest["synth_report"] = str(final / "synth.json")
+            digest["synth_report"] = str(rel / "synth.json")
         if sim:
             layer = pick_sim_layer(workload, layer_names, sim_layer)
             s = _cosim(model_name, layer, hw_path, tmp / "plan.json", simulator)
@@ -137,6 +139,8 @@ def _cosim(model_name: str, layer: str, arch: Path, plan: Path, simulator: str) 
                           build_dir=Path(build) / simulator)
     d = json.loads(json.dumps(res.to_dict(), default=str))
     d["arch_file"], d["plan"] = arch.name, plan.name  # relative: the temp folder becomes chosen/
+    if str(d.get("precision_source", "")).startswith("plan "):
+        d["precision_source"] = f"plan {plan.name}"
     return d
 
 

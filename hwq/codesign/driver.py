@@ -20,7 +20,8 @@ import numpy as np
 from hwq.codesign.pareto import CHOICE_RULE, choose, pareto_front
 from hwq.codesign.runner import run_points
 from hwq.codesign.space import DesignSpace, expand
-from hwq.codesign.sweep import SweepInputs, evaluate_point, hardware_cost, init_worker, solve_spec
+from hwq.codesign.sweep import (SweepInputs, device_overflow_reason, evaluate_point, fits_device, hardware_cost,
+                                init_worker, solve_spec)
 from hwq.errors import UnsatisfiableError
 
 SUMMARY_FILE = "summary.json"
@@ -185,6 +186,8 @@ def family_presets(family: str) -> list[Any]:
 def evaluate_fixed(spec, inputs: SweepInputs) -> dict[str, Any]:
     """One fixed accelerator under the budget: the same record fields as a design point."""
     rec: dict[str, Any] = {"label": spec.name, "spec_name": spec.name, **hardware_cost(spec, inputs.cache_dir)}
+    if not fits_device(rec):
+        return {**rec, "feasible": False, "reason": device_overflow_reason(rec)}
     try:
         rec.update(solve_spec(spec, inputs))
     except UnsatisfiableError as err:

@@ -126,6 +126,18 @@ def hardware_cost(spec, cache_dir: str | Path) -> dict[str, Any]:
     return {"hw_cost": res["utilization"], "hw_cost_unit": "device fraction", "hw_detail": res}
 
 
+def fits_device(hw: Mapping[str, Any]) -> bool:
+    """False for an FPGA point whose synthesised array needs more than the whole device."""
+    return not (hw.get("hw_cost_unit") == "device fraction" and hw["hw_cost"] > 1.0)
+
+
+def device_overflow_reason(hw: Mapping[str, Any]) -> str:
+    """Which FPGA resources overflow the device, e.g. ``dsp 118% of the device``."""
+    util = hw.get("hw_detail", {}).get("utilization_by_resource", {})
+    over = ", ".join(f"{k} {v:.0%}" for k, v in util.items() if v > 1.0)
+    return f"the synthesised array does not fit the device ({over} of the device)"
+
+
 def _keep_mask(choices: Sequence[Any]) -> np.ndarray:
     """Choices a first/last layer may take with keep-first-last-8bit (as ``hwq explore`` does)."""
     top_bits = 8 if any(c.bits == 8 for c in choices) else max(c.bits for c in choices)
@@ -196,6 +208,8 @@ def evaluate_point(point: DesignPoint) -> dict[str, Any]:
     assert inputs is not None, "init_worker() was not called"
     spec = point_spec(point, inputs)
     out: dict[str, Any] = {"spec_name": spec.name, **hardware_cost(spec, inputs.cache_dir)}
+    if not fits_device(out):
+        return {**out, "feasible": False, "reason": device_overflow_reason(out)}
     try:
         out.update(solve_spec(spec, inputs))
     except UnsatisfiableError as err:

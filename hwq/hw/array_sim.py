@@ -45,7 +45,7 @@ def run_array_images(cfg: ArrayConfig, images: Sequence[LayerImage], *, simulato
                      build_dir: Path | None = None, ready_prob: Sequence[float | None] | None = None,
                      seed: int = 1) -> list[tuple[list[int], int]]:
     """Run each image in one simulation; return ``(out_words, measured_cycles)`` per image."""
-    from hwq.hw.cosim_env import run_cocotb_fixed as run_cocotb
+    from hwq.cosim import run_cocotb
 
     tmp = None
     if build_dir is None:

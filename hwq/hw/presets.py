@@ -8,15 +8,13 @@ each becomes); :func:`write_rtl` writes the Verilog, the Yosys script ``synth.ys
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from amaranth.hdl import Shape
 from amaranth.lib import data, wiring
 
+from hwq.atomic import atomic_dir
 from hwq.datatypes import FixedFormat
 from hwq.hw.config import ArrayConfig, array_config_from_spec
 from hwq.hw.fixed_datapath import FixedDatapathConfig
@@ -225,23 +223,7 @@ def write_rtl(spec, out_dir: Path, cfg: ArrayConfig | None = None) -> list[str]:
     files["blocks.json"] = json.dumps({"spec": spec.name, "blocks": synth_blocks(blocks),
                                        "summaries": {b.module: b.summary for b in blocks.values()}}, indent=2) + "\n"
     files["README.md"] = readme_text(spec, cfg, blocks)
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    tmp.chmod(0o755)
-    try:
+    with atomic_dir(out_dir) as tmp:
         for fname, text in sorted(files.items()):
             (tmp / fname).write_text(text)
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(out_dir, old)
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return sorted(files)

@@ -1,23 +1,10 @@
-"""Resource tables (Markdown) and atomic file writes for synthesis results."""
+"""Resource tables (Markdown) for synthesis results."""
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
 from typing import Mapping
 
 from hwq.hw.synth import RESOURCE_KEYS
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
 
 
 def _fmt(v: float) -> str:

@@ -27,10 +27,12 @@ _SYNTH_CMD = {
 }
 
 
-def yosys_script(blocks: Mapping[str, Sequence[str]], target: str, stat_dir: str = ".") -> str:
+def yosys_script(blocks: Mapping[str, Sequence[str]], target: str, stat_dir: str = ".", *,
+                 nodsp: bool = False) -> str:
     """Yosys script synthesising every block ``{top: [verilog files]}`` for ``target``.
 
-    Each block writes ``{stat_dir}/stat_{top}.json``.
+    Each block writes ``{stat_dir}/stat_{top}.json``. ``nodsp`` maps multipliers to LUTs
+    (``-nodsp`` on Xilinx, no ``-dsp`` on iCE40), for LUT-only comparisons.
     """
     if target not in TARGETS:
         raise UsageError(f"unknown synthesis target {target!r}; choose one of {', '.join(TARGETS)}")
@@ -38,7 +40,10 @@ def yosys_script(blocks: Mapping[str, Sequence[str]], target: str, stat_dir: str
     for top, files in blocks.items():
         lines += ["design -reset"]
         lines += [f"read_verilog {f}" for f in files]
-        lines += [_SYNTH_CMD[target].format(top=top),
+        cmd = _SYNTH_CMD[target].format(top=top)
+        if nodsp:
+            cmd = cmd + " -nodsp" if target == "xilinx" else cmd.replace(" -dsp", "")
+        lines += [cmd,
                   f"tee -q -o {stat_dir}/stat_{top}.json stat -json -top {top}"]
     return "\n".join(lines) + "\n"
 
@@ -98,11 +103,13 @@ def run_yosys(script: str, workdir: Path, log_name: str = "yosys.log", timeout_s
         raise HwqError(f"yosys failed (exit {proc.returncode}, log {log}): {' | '.join(tail)}")
 
 
-def synthesize(blocks: Mapping[str, Sequence[Path]], target: str, workdir: Path) -> dict[str, dict]:
+def synthesize(blocks: Mapping[str, Sequence[Path]], target: str, workdir: Path, *,
+               nodsp: bool = False) -> dict[str, dict]:
     """Synthesise each block; return ``{top: {"cells": {...}, "resources": {...}}}``."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    script = yosys_script({t: [str(Path(f).resolve()) for f in fs] for t, fs in blocks.items()}, target)
+    script = yosys_script({t: [str(Path(f).resolve()) for f in fs] for t, fs in blocks.items()}, target,
+                          nodsp=nodsp)
     run_yosys(script, workdir, log_name=f"yosys_{target}.log")
     out = {}
     for top in blocks:

@@ -88,6 +88,21 @@ def _axes_text(space) -> str:
     return "; ".join(parts)
 
 
+def _preset_points(result) -> list[tuple[int, str]]:
+    """(point index, preset name) for every point whose spec equals a shipped preset's (name aside)."""
+    from hwq.spec import load_spec
+
+    def body(spec) -> dict:
+        d = spec.to_dict()
+        d.pop("name", None)
+        d.pop("description", None)
+        return d
+
+    presets = {p["label"]: body(load_spec(p["label"])) for p in result.presets}
+    return [(rec["index"], name) for rec, spec in zip(result.records, result.specs)
+            for name, pd in presets.items() if body(spec) == pd]
+
+
 def _plan_mix(plan: list[str]) -> str:
     counts = collections.Counter(plan)
     return ", ".join(f"{lab} x{n}" for lab, n in counts.most_common())
@@ -142,7 +157,10 @@ def render(runs: list[dict[str, Any]], out_root: Path) -> str:
             lines.append(f"| {'*' if i == r.chosen else ''} | {x['index']} | `{x['label']}` | "
                          f"{_fmt(x['energy_pj'] * 1e-9)} | {_fmt(x['latency_us'] * 1e-3)} | {_fmt(x['hw_cost'])} | "
                          f"{_fmt(x['sensitivity'])} |")
-        lines += ["", "Shipped presets under the same budget:", "",
+        same = _preset_points(r)
+        lines += ["", "Shipped presets under the same budget"
+                  + (" (" + "; ".join(f"point {i} of the space is preset `{n}` itself" for i, n in same) + ")"
+                     if same else "") + ":", "",
                   f"| preset | energy (mJ) | latency (ms) | hardware ({unit}) | sensitivity Σ Ω |",
                   "| --- | --- | --- | --- | --- |"]
         for p in r.presets:
@@ -150,7 +168,7 @@ def render(runs: list[dict[str, Any]], out_root: Path) -> str:
                 lines.append(f"| `{p['label']}` | {_fmt(p['energy_pj'] * 1e-9)} | {_fmt(p['latency_us'] * 1e-3)} | "
                              f"{_fmt(p['hw_cost'])} | {_fmt(p['sensitivity'])} |")
             else:
-                lines.append(f"| `{p['label']}` | over budget: {p.get('reason', '')} | | {_fmt(p['hw_cost'])} | |")
+                lines.append(f"| `{p['label']}` | infeasible: {p.get('reason', '')} | | {_fmt(p['hw_cost'])} | |")
         lines.append("")
         if r.chosen is None:
             cheap = sorted(recs, key=lambda x: x.get("cheapest_energy_pj", float("inf")))[:5]
@@ -170,14 +188,14 @@ def render(runs: list[dict[str, Any]], out_root: Path) -> str:
         if imp:
             bp = r.presets[r.best_preset]
             lines += [f"**Against the best fixed preset** (`{bp['label']}`) under the same budget: sensitivity "
-                      f"{_fmt(imp['sensitivity_ratio'], 3)}x lower (Σ Ω {_fmt(bp['sensitivity'])} -> "
+                      f"ratio {_fmt(imp['sensitivity_ratio'], 3)}x (Σ Ω {_fmt(bp['sensitivity'])} -> "
                       f"{_fmt(c['sensitivity'])}), energy ratio {_fmt(imp['energy_ratio'], 3)}x, latency ratio "
                       f"{_fmt(imp['latency_ratio'], 3)}x, hardware ratio {_fmt(imp['hw_cost_ratio'], 3)}x "
                       "(ratios are preset / chosen: above 1 means the chosen design is better).", ""]
         elif r.best_preset is None:
             lines += ["No shipped preset of this family meets the budget; the chosen design does.", ""]
         if art:
-            rel = lambda p: os.path.relpath(p, out_root)  # noqa: E731
+            rel = lambda p: os.path.relpath(run["out"] / p, out_root)  # noqa: E731
             lines.append(f"Chosen design's files: spec `{rel(art['spec'])}`, plan `{rel(art['plan'])}`.")
             syn = art.get("synth")
             if syn:

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from hwq.atomic import save_figure, write_text
 
 REPO = Path(__file__).resolve().parents[2]
 COMMAND = ".venv/bin/python -m hwq.reports.cost_model"
@@ -310,11 +310,8 @@ def _plot(data: dict, path: Path) -> None:
     ax.set_title("ResNet-50 on the bitmod preset (per-layer mapper): uniform precisions, cheapest plan")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
-    os.close(fd)
-    fig.savefig(tmp, dpi=120)
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def main() -> int:
@@ -322,10 +319,7 @@ def main() -> int:
     text, data = build_report()
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     _plot(data, PLOT)
-    fd, tmp = tempfile.mkstemp(suffix=".md", dir=REPORT.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, REPORT)
+    write_text(REPORT, text)
     print(f"wrote {REPORT.relative_to(REPO)} and {PLOT.relative_to(REPO)}")
     return 0
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from hwq.atomic import save_figure, write_text
 
 BEGIN, END = "<!-- minilm:begin -->", "<!-- minilm:end -->"
 QFX_BEGIN, QFX_END = "<!-- qfx:begin -->", "<!-- qfx:end -->"
@@ -135,12 +135,6 @@ def render_markdown(study: Study, plot_name: str) -> str:
     return "\n".join(lines)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def plot(study: Study, path: Path) -> None:
     """Bar charts: mean SQNR per format, and embedding cosine per format (PNG, written atomically)."""
     import matplotlib
@@ -161,16 +155,10 @@ def plot(study: Study, path: Path) -> None:
     for ax in (ax1, ax2):
         ax.tick_params(axis="x", rotation=45)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
+        save_figure(fig, path, dpi=110)
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def splice(existing: str | None, section: str) -> str:
@@ -192,11 +180,7 @@ def write_report(study: Study, report: Path) -> None:
     png = report.with_name("datatypes_minilm.png")
     plot(study, png)
     text = splice(report.read_text(encoding="utf-8") if report.exists() else None, render_markdown(study, png.name))
-    fd, tmp = tempfile.mkstemp(suffix=".md", dir=report.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.chmod(tmp, 0o666 & ~_umask())
-    os.replace(tmp, report)
+    write_text(report, text)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,11 +14,11 @@ scale/shift and every binary point (LSQ-style gradient, see ``hwq.quant.fixed_mo
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from hwq.atomic import save_figure, write_text
 
 REPO = Path(__file__).resolve().parents[2]
 REPORT_MD = REPO / "reports" / "datatypes.md"
@@ -140,15 +140,6 @@ def render_markdown(res: dict) -> str:
     return "\n".join(lines)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-
-
 def write_section(md: str, path: Path = REPORT_MD) -> None:
     """Replace the qfx marker section of ``path`` (creating the file with both marker pairs if absent)."""
     text = path.read_text() if path.exists() else EMPTY_REPORT
@@ -156,7 +147,7 @@ def write_section(md: str, path: Path = REPORT_MD) -> None:
         text = text.rstrip("\n") + f"\n{BEGIN}\n{END}\n"
     head, rest = text.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
-    _write_atomic(path, f"{head}{BEGIN}\n{md}\n{END}{tail}".encode())
+    write_text(path, f"{head}{BEGIN}\n{md}\n{END}{tail}")
 
 
 def plot(res: dict, path: Path = REPORT_PNG) -> None:
@@ -181,12 +172,8 @@ def plot(res: dict, path: Path = REPORT_PNG) -> None:
     ax.set_title("Digits CNN, every tensor in ap_fixed (python -m hwq.reports.qfx_digits)")
     ax.legend(loc="lower left")
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> int:

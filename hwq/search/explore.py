@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from hwq.errors import UnsatisfiableError, UsageError
+from hwq.errors import HwqError, UnsatisfiableError, UsageError
 
 
 @dataclass
@@ -29,6 +29,7 @@ class ExploreRequest:
     size_bytes: float | None = None
     sensitivity: str = "hessian"
     samples: int | None = None
+    hessian_estimator: str = "auto"
     calib_samples: int | None = None
     weights: str | None = None
     calib: str | None = None
@@ -132,6 +133,11 @@ def explore(req: ExploreRequest, warn: Callable[[str], None] = lambda m: None) -
     """Run the whole pipeline for ``req``; returns the plan (and writes the report unless ``req.write`` is False)."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
+    from hwq.spec import load_spec
+    from models.registry import get_recipe
+
+    spec = load_spec(req.arch)  # bad names fail here, before torch loads
+    recipe = get_recipe(req.model)
     from hwq.cost import evaluate
     from hwq.search.greedy import best_uniform, greedy
     from hwq.search.ilp import solve
@@ -140,14 +146,10 @@ def explore(req: ExploreRequest, warn: Callable[[str], None] = lambda m: None) -
     from hwq.search.problem import Problem
     from hwq.search.report import default_out_dir, write_report
     from hwq.search.sensitivity import auto_samples, compute_sensitivity, layer_group_size
-    from hwq.spec import load_spec
     from hwq.workload import capture
-    from models.registry import get_recipe
 
     import torch
 
-    spec = load_spec(req.arch)
-    recipe = get_recipe(req.model)
     choices = list(spec.choices())
     if not choices:
         raise UsageError(f"accelerator {spec.name} offers no precision choices; add weight_formats and act_bits")
@@ -155,11 +157,22 @@ def explore(req: ExploreRequest, warn: Callable[[str], None] = lambda m: None) -
 
     t = time.perf_counter()
     torch.manual_seed(0)  # deterministic random init, so the sensitivity cache hits on the next run
-    model = recipe.build(req.weights)
+    if req.weights and str(req.weights) != "random" and not Path(req.weights).is_file():
+        raise UsageError(f"--weights {req.weights}: no such file; give a state-dict file (.pt/.pth) of {req.model}")
+    try:
+        model = recipe.build(req.weights)
+    except HwqError:
+        raise
+    except Exception as err:  # noqa: BLE001 - any loader failure (pickle, shapes, keys) is a bad --weights file
+        if not req.weights:
+            raise
+        first = (str(err).splitlines() or [""])[0][:160]
+        raise UsageError(f"--weights {req.weights}: cannot load into {req.model} "
+                         f"({type(err).__name__}: {first}); give a state dict of this model") from None
     notes: list[str] = []
     weights_desc, random_init = _weights_info(recipe, req.weights)
     if random_init:
-        msg = (f"model {req.model} has random-init weights (no --weights and no local pretrained copy): "
+        msg = (f"model {req.model} has random-init weights ({weights_desc}): "
                "the plan is only as meaningful as the weights; pass --weights PATH for a real plan")
         warn(msg)
         notes.append(msg)
@@ -222,7 +235,8 @@ def explore(req: ExploreRequest, warn: Callable[[str], None] = lambda m: None) -
     samples = req.samples or auto_samples(model)
     sens = compute_sensitivity(model, names, choices, batches, method=req.sensitivity,
                                group_size=spec.arithmetic.group_size, samples=samples, max_samples=n,
-                               use_cache=req.use_cache, progress=req.progress)
+                               use_cache=req.use_cache, progress=req.progress,
+                               weight_estimator=req.hessian_estimator)
     timings["sensitivity_s"] = time.perf_counter() - t
 
     problem = Problem(names, labels, np.nan_to_num(sens.values, nan=0.0), energy, latency, wbits,
@@ -263,7 +277,8 @@ def explore(req: ExploreRequest, warn: Callable[[str], None] = lambda m: None) -
         "model": req.model, "arch": spec.name,
         "budget": {"text": req.budget_text, "energy_j": req.budget_j},
         "latency_budget_s": req.latency_s, "max_size_bytes": req.size_bytes,
-        "sensitivity": _describe_sensitivity(req, samples), "calibration": calib_desc, "weights": weights_desc,
+        "sensitivity": _describe_sensitivity(req, samples, sens.options.get("weight_estimator", "hvp")),
+        "calibration": calib_desc, "weights": weights_desc,
         "solver": req.solver, "choices": labels,
         "options": {"keep_first_last_8bit": req.keep_first_last_8bit, "tie_residual": req.tie_residual,
                     "tie_groups": len(problem.tie_groups), "pareto_points": req.pareto,
@@ -289,10 +304,13 @@ def explore(req: ExploreRequest, warn: Callable[[str], None] = lambda m: None) -
     return ExploreResult(plan, out_dir, timings, sens.cache_hit, problem, solution, choices, model)
 
 
-def _describe_sensitivity(req: ExploreRequest, samples: int) -> str:
+def _describe_sensitivity(req: ExploreRequest, samples: int, estimator: str) -> str:
     if req.sensitivity == "hessian":
-        return (f"hessian (HAWQ-V3: Hutchinson trace with {samples} Rademacher vectors x quantization "
-                f"error of weights and input activations)")
+        how = ("Hessian-vector products by double backward" if estimator == "hvp"
+               else "Gauss-Newton J^T J, which equals the Hessian of the MSE-to-float-output loss, "
+                    "from output-space vectors")
+        return (f"hessian (HAWQ-V3: Hutchinson trace with {samples} Rademacher vectors, weights by {how}, "
+                f"x quantization error of weights and input activations)")
     return "kl (output change with only one layer quantized)"
 
 

@@ -8,6 +8,9 @@ budget`` and, when given, latency (cycles) and weight-storage (bits) budgets.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -57,6 +60,28 @@ def _make_solver(name: str, time_limit_s: float | None):
     raise UsageError(f"unknown solver {name!r}; choose one of {', '.join(SOLVERS)}")
 
 
+@contextlib.contextmanager
+def _quiet_stdout(enabled: bool):
+    """Silence file descriptor 1 (C-level prints) so ``--json`` output stays parseable."""
+    if not enabled:
+        yield
+        return
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no real stdout (embedded interpreter): nothing to silence
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+
+
 def _solve_lp(problem: Problem, objective: str, solver: str, time_limit_s: float | None,
               skip_bound: str | None = None) -> tuple[list[int] | None, str, bool, float]:
     """Build and solve the ILP minimising ``objective`` (a Problem array name).
@@ -92,7 +117,8 @@ def _solve_lp(problem: Problem, objective: str, solver: str, time_limit_s: float
         lp += pulp.lpSum((unit_sum(arr, u, c) / bound) * var for (u, c), var in x.items()) <= 1.0, f"budget_{key}"
 
     t0 = time.perf_counter()
-    lp.solve(_make_solver(solver, time_limit_s))
+    with _quiet_stdout(solver == "highs"):  # highspy prints a banner from C on the first Highs()
+        lp.solve(_make_solver(solver, time_limit_s))
     seconds = time.perf_counter() - t0
     status = pulp.LpStatus[lp.status]
     optimal = lp.sol_status == pulp.LpSolutionOptimal

@@ -4,9 +4,13 @@ Two methods:
 
 * ``hessian`` (HAWQ-V3): ``Omega_l(c) = Tr(H_W)/n_W * ||W - Q_c(W)||^2 + Tr(H_x)/n_x * ||x - Q_a(x)||^2``.
   The traces are estimated by Hutchinson's method (Rademacher vectors ``v``, ``E[v^T H v] =
-  Tr H``) with Hessian-vector products by double backward on one calibration batch. One joint
-  Rademacher vector over every layer's weight (and input activation) gives an unbiased trace
-  for each block at once, so the cost is O(samples) backward passes, not O(layers x choices).
+  Tr H``) on one calibration batch, either with Hessian-vector products by double backward
+  (``hvp``; one joint vector over every layer's weight gives an unbiased trace per layer at
+  once) or, for the activations and (``gn``) the weights, as the Gauss-Newton trace
+  ``E_u ||J^T u||^2`` with output-space Rademacher ``u`` (no cross-layer terms, >= 0). For
+  unlabelled data the loss is the MSE to the float output, whose Hessian is exactly ``J^T J``,
+  so both target the same trace; ``auto`` picks gn there. Cost: O(samples) backward passes,
+  not O(layers x choices).
   The weight error is computed per (layer, weight format) with :func:`hwq.quant.quantize_weight`
   (cheap), the activation error per (layer, act_bits) with the per-tensor activation quantizer
   used by :func:`hwq.quant.quantize_model` (absmax calibrated on the same batch).
@@ -262,7 +266,7 @@ def activation_errors(inputs: Sequence[Any], choices: Sequence[Any]) -> np.ndarr
 
 # ------------------------------------------------------------------------------ Hutchinson
 def hutchinson_traces(model, layer_names: Sequence[str], inputs: Any, labels: Any, *, samples: int = 4,
-                      seed: int = 0, loss: str = "auto", with_activations: bool = True,
+                      seed: int = 0, loss: str = "auto", with_activations: bool = True, weight_estimator: str = "hvp",
                       tick: Callable[[int], None] = lambda n=1: None) -> tuple[np.ndarray, np.ndarray, list]:
     """Average Hessian trace per weight element and per input-activation element of every layer.
 
@@ -273,6 +277,9 @@ def hutchinson_traces(model, layer_names: Sequence[str], inputs: Any, labels: An
     vectors: one plain backward per sample and no cross terms between layers (the joint
     double-backward estimate gave non-positive traces for about half of ResNet-50's layer
     inputs with 4 vectors, because consecutive activations are strongly coupled).
+
+    ``weight_estimator="gn"`` estimates the weight traces the same Gauss-Newton way (one plain
+    backward per vector, always >= 0) instead of by double backward.
 
     Returns ``(weight_trace [L], act_trace [L], layer_inputs)``: ``Tr(H_W)/n_W``,
     ``Tr(H_x)/n_x`` (NaN when ``with_activations`` is False) and the captured float inputs.
@@ -316,24 +323,31 @@ def hutchinson_traces(model, layer_names: Sequence[str], inputs: Any, labels: An
             live_acts = [a for a, ok in zip(acts, act_ok) if ok]
             est: dict[int, float] = {id(t): 0.0 for t in weights + live_acts}
             batch = max(1, out.shape[0])
+            gn_targets = live_acts + ([w for w in weights if w.requires_grad] if weight_estimator == "gn" else [])
             # Activation blocks: Gauss-Newton trace through output-space Rademacher vectors,
             # E_u ||J_x^T S u||^2 / B (one backward each, no cross-block terms, always >= 0).
-            if live_acts:
+            if gn_targets:
                 probs = F.softmax(out.detach().float(), dim=-1) if kind == "ce" else None
                 for _ in range(samples):
                     u = torch.randint(0, 2, out.shape, generator=gen).to(out.dtype) * 2 - 1
                     if probs is not None:  # S u with S S^T = diag(p) - p p^T (softmax curvature)
                         sq = probs.sqrt()
                         u = (sq * u - probs * (sq * u).sum(-1, keepdim=True)).to(out.dtype)
-                    ga = torch.autograd.grad(out, live_acts, grad_outputs=u, retain_graph=True, allow_unused=True)
-                    for a, g in zip(live_acts, ga):
+                    ga = torch.autograd.grad(out, gn_targets, grad_outputs=u, retain_graph=True, allow_unused=True)
+                    for a, g in zip(gn_targets, ga):
                         if g is not None:
                             est[id(a)] += float((g.double() ** 2).sum()) / batch / samples
                     tick(0)
             # Weight blocks (HAWQ-V3): Hessian-vector products by double backward, joint Rademacher v.
-            grads = torch.autograd.grad(value, weights, create_graph=True, allow_unused=True)
-            live = [(t, g) for t, g in zip(weights, grads) if g is not None and g.requires_grad]
-            for _ in range(samples):
+            if weight_estimator == "gn":
+                weights_hvp: list = []
+            elif weight_estimator == "hvp":
+                weights_hvp = weights
+            else:
+                raise ValueError(f"unknown weight estimator {weight_estimator!r}; choose hvp or gn")
+            grads = torch.autograd.grad(value, weights_hvp, create_graph=True, allow_unused=True) if weights_hvp else []
+            live = [(t, g) for t, g in zip(weights_hvp, grads) if g is not None and g.requires_grad]
+            for _ in range(samples if live else 0):
                 vs = [torch.randint(0, 2, t.shape, generator=gen).to(t.dtype) * 2 - 1 for t, _ in live]
                 hv = torch.autograd.grad([g for _, g in live], [t for t, _ in live], grad_outputs=vs,
                                          retain_graph=True, allow_unused=True)
@@ -431,12 +445,15 @@ def kl_sensitivity(model, layer_names: Sequence[str], choices: Sequence[Any], in
 def compute_sensitivity(model, layer_names: Sequence[str], choices: Sequence[Any], batches: Sequence[Any], *,
                         method: str = "hessian", group_size: int | None = 128, samples: int = 4,
                         max_samples: int = 4, seed: int = 0, loss: str = "auto", use_cache: bool = True,
-                        progress: bool = True) -> Sensitivity:
+                        progress: bool = True, weight_estimator: str = "auto") -> Sensitivity:
     """Omega for every (layer, choice), from the cache when the same model/data/options were seen.
 
     ``batches``: calibration batches (tensors, tuples of inputs, or ``(x, labels)`` pairs);
     at most ``max_samples`` samples are used. ``samples``: Hutchinson vectors. ``choices``:
-    objects with ``fmt``, ``bits``, ``act_bits`` (``hwq.cost.Choice``).
+    objects with ``fmt``, ``bits``, ``act_bits`` (``hwq.cost.Choice``). ``weight_estimator``:
+    "hvp" (double-backward Hessian-vector products, HAWQ-V3), "gn" (Gauss-Newton, output-space
+    vectors) or "auto" (gn for unlabelled data, where the MSE loss's Hessian equals J^T J; else hvp).
+    The estimator used is ``result.options["weight_estimator"]``.
     """
     if method not in METHODS:
         from hwq.errors import UsageError
@@ -445,9 +462,15 @@ def compute_sensitivity(model, layer_names: Sequence[str], choices: Sequence[Any
     import torch
 
     inputs, labels = _concat(list(batches), max_samples)
+    if weight_estimator == "auto":
+        # Unlabelled data: the loss is the MSE to the float output, whose Hessian *is* J^T J, so the
+        # Gauss-Newton estimator targets the same trace without cross-layer terms. Labelled: HVP.
+        weight_estimator = "gn" if labels is None and loss in ("auto", "mse") else "hvp"
     choice_desc = [(c.fmt, int(c.bits), getattr(c, "act_bits", None)) for c in choices]
     options = {"method": method, "group_size": group_size, "samples": samples, "max_samples": max_samples,
                "seed": seed, "loss": loss, "layers": list(layer_names), "choices": choice_desc}
+    if method == "hessian" and weight_estimator != "hvp":  # hvp keys stay as before the option existed
+        options["weight_estimator"] = weight_estimator
     if method == "kl":
         options["kl_version"] = 2  # KL (not MSE) for unlabelled [batch, classes] outputs
     key = fingerprint(model, [(inputs, labels) if labels is not None else inputs], options)
@@ -468,7 +491,8 @@ def compute_sensitivity(model, layer_names: Sequence[str], choices: Sequence[Any
         torch.manual_seed(seed)
         with _progress(samples + L, "sensitivity (Hessian trace, weight error)", progress) as tick:
             w_tr, a_tr, layer_inputs = hutchinson_traces(model, layer_names, inputs, labels, samples=samples,
-                                                         seed=seed, loss=loss, tick=tick)
+                                                         seed=seed, loss=loss, tick=tick,
+                                                         weight_estimator=weight_estimator)
             w_err, allowed = weight_errors(mods, choices, group_size, tick)
         a_err = activation_errors([x if x is not None else torch.zeros(1) for x in layer_inputs], choices)
         w_term = floor_traces(w_tr)[:, None] * np.nan_to_num(w_err)

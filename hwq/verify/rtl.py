@@ -8,7 +8,6 @@ the same array run in one simulation (one build).
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -50,15 +49,9 @@ def array_config_for(spec: Any, tiles: Sequence[Any]) -> Any:
 def run_array_tiles(tiles: Sequence[Any], spec: Any, simulator: str,
                     build_dir: Path | None = None) -> list[tuple[np.ndarray, int]]:
     """Run every tile in one simulation; return ``(outputs [m, n] int64, measured_cycles)`` per tile."""
-    from hwq.cosim import REPO_ROOT, SIM_DIR
     from hwq.hw.array_driver import pack_layer, unpack_outputs
     from hwq.hw.array_sim import run_array_images
 
-    # cocotb's runner hands the simulator this process's sys.path as PYTHONPATH (it overrides
-    # hwq.cosim's extra_env): outside pytest, sim/ must be on it or tb_array is not found.
-    for path in (str(SIM_DIR), str(REPO_ROOT)):
-        if path not in sys.path:
-            sys.path.append(path)
     cfg = array_config_for(spec, tiles)
     images = [pack_layer(cfg, t.x_int, t.codes, t.selectors, t.scale_int, t.group_size,
                          cfg.formats.index((t.fmt, t.bits))) for t in tiles]

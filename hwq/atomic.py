@@ -1,0 +1,87 @@
+"""Atomic file and folder writes: a reader sees the old file or the whole new one, never half.
+
+Every report, plan and generated artifact hwq writes goes through here. Temporary files are
+created next to their destination (same file system, so ``os.replace`` is atomic) and get
+the permissions a plain ``open(..., "w")`` would give (``0o666`` minus the umask), not
+``mkstemp``'s ``0o600``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def atomic_path(dest: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside ``dest``; on normal exit it replaces ``dest``, else it is removed.
+
+    ``suffix`` keeps an extension on the temporary name for writers that look at it
+    (matplotlib, safetensors).
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix or ".tmp", dir=dest.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, dest)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_text(dest: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` (UTF-8) to ``dest`` atomically."""
+    with atomic_path(dest) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_bytes(dest: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``dest`` atomically."""
+    with atomic_path(dest) as tmp:
+        tmp.write_bytes(data)
+
+
+def save_figure(fig: Any, dest: str | os.PathLike[str], **savefig_kwargs: Any) -> None:
+    """Save a matplotlib figure to ``dest`` atomically (format from ``dest``'s extension)."""
+    dest = Path(dest)
+    with atomic_path(dest, suffix=dest.suffix) as tmp:
+        fig.savefig(tmp, **savefig_kwargs)
+
+
+@contextmanager
+def atomic_dir(dest: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a fresh temporary folder beside ``dest``; on normal exit it replaces ``dest`` whole.
+
+    An existing ``dest`` is moved aside and deleted only after the new folder is in place; on
+    an exception the temporary folder is removed and ``dest`` is left as it was.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    os.chmod(tmp, 0o777 & ~_umask())
+    try:
+        yield tmp
+        old = None
+        if dest.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old.", dir=dest.parent))
+            os.replace(dest, old / dest.name)
+        os.replace(tmp, dest)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
