@@ -109,7 +109,7 @@ def test_image_calibration_is_synthetic_and_deterministic(tmp_path):
     assert a[0].shape == (3, 3, 224, 224) and torch.equal(a[0], b[0])
     torch.save(torch.zeros(2, 3, 224, 224), tmp_path / "x.pt")
     assert recipe.calibration(2, tmp_path)[0].abs().sum() == 0
-    with pytest.raises(UsageError, match="no images"):
+    with pytest.raises(UsageError, match="not an ImageFolder"):
         recipe.calibration(1, _empty(tmp_path))
 
 
