@@ -3,9 +3,20 @@ thread per worker avoids oversubscription (small-tensor torch ops get ~15x slowe
 
 import os
 
+import pytest
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Pin torch to one intra-op thread for the whole session (see the module docstring)."""
+    import torch
+
+    torch.set_num_threads(1)
+    yield

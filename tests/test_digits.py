@@ -13,15 +13,6 @@ from hwq.quant.fixed_modules import (FixedActivation, FixedAdd, FixedBatchNorm2d
 from models.digits_cnn import DigitsCNN, calibration_batches, evaluate, load_checkpoint, load_digits_split
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small tensors: intra-op threads only contend on the shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def model() -> DigitsCNN:
     return load_checkpoint()

@@ -14,15 +14,6 @@ from hwq.datatypes import OVERFLOW_MODES, ROUNDING_MODES, FixedFormat
 from hwq.quant.fixed import cast, fixed_point, fixed_point_codes
 
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small tensors: intra-op threads only contend on the shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 # ---------------------------------------------------------------------------------------------
 # Reference: python integers (infinite two's complement) and exact fractions, DESIGN.md section 2.
 # ---------------------------------------------------------------------------------------------

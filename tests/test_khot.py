@@ -13,15 +13,6 @@ from hwq.datatypes import FixedFormat
 from hwq.quant.khot import khot_fixed, khot_fixed_codes, khot_quantize, naf_terms
 
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small tensors: intra-op threads only contend on the shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 def brute_khot_set(k: int, max_shift: int) -> list[int]:
     """Every sum of at most k signed powers of two with shifts 0..max_shift (independent of khot_values)."""
     terms = [0] + [s * (1 << e) for e in range(max_shift + 1) for s in (1, -1)]

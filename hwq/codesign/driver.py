@@ -99,7 +99,7 @@ def model_inputs(model_name: str, calibration_samples: int | None = None):
     """
     import torch
 
-    from hwq.search.explore import _n_samples
+    from hwq.search.explore import calibration_sample_count
     from hwq.workload import capture
     from models.registry import get_recipe
 
@@ -109,7 +109,7 @@ def model_inputs(model_name: str, calibration_samples: int | None = None):
     model.eval()
     example = recipe.example_input()
     workload = capture(model, example)
-    n = _n_samples(example, calibration_samples)
+    n = calibration_sample_count(example, calibration_samples)
     return recipe, model, workload, list(recipe.calibration(n)), n
 
 
@@ -154,9 +154,9 @@ def prepare_inputs(model_name: str, space: DesignSpace, specs: Sequence[Any], bu
         budget_pj=budget_pj, tie_groups=ties, keep_first_last_8bit=keep_first_last_8bit, solver=solver,
         cache_dir=os.environ.get("HWQ_CACHE_DIR", ".hwq_cache"))
     try:  # how hwq explore describes the weights (random init for torchvision models without a local copy)
-        from hwq.search.explore import _weights_info
+        from hwq.search.explore import describe_weights
 
-        weights = _weights_info(recipe, None)[0]
+        weights = describe_weights(recipe, None)[0]
     except (ImportError, AttributeError):  # pragma: no cover - explore's helper renamed
         weights = "the recipe's default weights"
     inputs.notes = {"weights": weights, "calibration_samples": n_samples,

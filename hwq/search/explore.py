@@ -98,7 +98,7 @@ class ExploreResult:
 
 
 # ------------------------------------------------------------------------------ inputs
-def _n_samples(example: Any, requested: int | None) -> int:
+def calibration_sample_count(example: Any, requested: int | None) -> int:
     """Calibration samples for the sensitivity: 2 large images, 16 token sequences, else 64."""
     import torch
 
@@ -170,7 +170,7 @@ def explore(req: ExploreRequest, warn: Callable[[str], None] = lambda m: None) -
         raise UsageError(f"--weights {req.weights}: cannot load into {req.model} "
                          f"({type(err).__name__}: {first}); give a state dict of this model") from None
     notes: list[str] = []
-    weights_desc, random_init = _weights_info(recipe, req.weights)
+    weights_desc, random_init = describe_weights(recipe, req.weights)
     if random_init:
         msg = (f"model {req.model} has random-init weights ({weights_desc}): "
                "the plan is only as meaningful as the weights; pass --weights PATH for a real plan")
@@ -178,7 +178,7 @@ def explore(req: ExploreRequest, warn: Callable[[str], None] = lambda m: None) -
         notes.append(msg)
     model.eval()
     example = recipe.example_input()
-    n = _n_samples(example, req.calib_samples)
+    n = calibration_sample_count(example, req.calib_samples)
     batches = list(recipe.calibration(n, req.calib) if req.calib else recipe.calibration(n))
     calib_desc = _describe_calib(recipe, batches, req.calib, n)
     timings["model_s"] = time.perf_counter() - t
@@ -314,7 +314,7 @@ def _describe_sensitivity(req: ExploreRequest, samples: int, estimator: str) -> 
     return "kl (output change with only one layer quantized)"
 
 
-def _weights_info(recipe, weights: str | None) -> tuple[str, bool]:
+def describe_weights(recipe, weights: str | None) -> tuple[str, bool]:
     """(description of the weights, whether they are a random initialisation)."""
     if weights and str(weights) != "random":
         return f"loaded from {weights}", False
