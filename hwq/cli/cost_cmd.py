@@ -90,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
                      "compute_cycles": float(table.compute_cycles[i, c]), "dram_cycles": float(table.dram_cycles[i, c]),
                      "latency_cycles": float(table.latency_cycles[i, c]), "energy_pj": float(table.energy_pj[i, c]),
                      "weight_bits": float(table.weight_bits[i, c]),
+                     "mapping": table.mapping_names[int(table.mapping[i, c])],
                      "breakdown_pj": {k: float(v[i, c]) for k, v in table.breakdown_pj.items()}})
     if args.json:
         json.dump({"model": recipe.name, "arch": spec.name, "clock_mhz": spec.clock_mhz, "layers": rows,
@@ -107,12 +108,14 @@ def _print_table(model: str, spec, rows: list[dict], totals: dict, format_energy
     t = Table(title=f"hwq cost: {model} on {spec.name} ({spec.array.rows}x{spec.array.cols}x{spec.array.lanes}, "
                     f"{spec.clock_mhz:g} MHz)", show_lines=False)
     for col, just in (("layer", "left"), ("kind", "left"), ("m x k x n", "right"), ("choice", "left"),
-                      ("compute cyc", "right"), ("DRAM cyc", "right"), ("energy", "right"), ("DRAM %", "right")):
+                      ("mapping", "left"), ("compute cyc", "right"), ("DRAM cyc", "right"), ("energy", "right"),
+                      ("DRAM %", "right")):
         t.add_column(col, justify=just)
     for r in rows:
         g = f"/g{r['groups']}" if r["groups"] > 1 else (f" x{r['batch']}" if r["batch"] > 1 else "")
         dram_share = 100 * r["breakdown_pj"]["dram"] / r["energy_pj"] if r["energy_pj"] else 0.0
-        t.add_row(r["name"], r["kind"], f"{r['m']}x{r['k']}x{r['n']}{g}", r["choice"], f"{r['compute_cycles']:,.0f}",
+        t.add_row(r["name"], r["kind"], f"{r['m']}x{r['k']}x{r['n']}{g}", r["choice"], r["mapping"],
+                  f"{r['compute_cycles']:,.0f}",
                   f"{r['dram_cycles']:,.0f}", format_energy(r["energy_pj"]), f"{dram_share:.0f}")
     console = Console(width=None if sys.stdout.isatty() else 150)
     console.print(t)
