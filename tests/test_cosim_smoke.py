@@ -5,7 +5,7 @@ simulator fails the test with an install hint; it never skips."""
 from pathlib import Path
 
 import pytest
-from amaranth import Module, Signal
+from amaranth import Module
 from amaranth.back import verilog
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out

@@ -17,7 +17,6 @@ from hwq.hw.dequant import BitSerialDequant
 from hwq.hw.pe import BitSerialPE
 from hwq.hw.pe_parallel import BitParallelPE
 from hwq.hw.stimulus import dequant_groups, pe_groups, random_layer
-from hwq.timing import PIPELINE_DEPTH_CYCLES
 
 
 def _run(dut, bench, clocked: bool = True) -> None:
@@ -201,12 +200,6 @@ def test_array_tiled_matmul_exact_and_timed(mode: str) -> None:
         assert bad.size == 0, f"first mismatch at {tuple(bad[0])}: expected {expected[tuple(bad[0])]}, got {y[tuple(bad[0])]}"
     for (image, _), (_, cycles) in zip(cases, res):
         assert cycles == expected_cycles(cfg, image)
-
-
-def test_timing_formula_matches_the_array_drain() -> None:
-    from hwq.hw.array import DRAIN_EXTRA_CYCLES
-
-    assert PIPELINE_DEPTH_CYCLES == DRAIN_EXTRA_CYCLES
 
 
 # ---- FPGA fixed-point datapath --------------------------------------------------------------

@@ -113,19 +113,13 @@ def model_inputs(model_name: str, calibration_samples: int | None = None):
     return recipe, model, workload, list(recipe.calibration(n)), n
 
 
-def weight_layer_names(model, workload) -> list[str]:
-    """Compute layers whose stationary operand is a module weight (the ones a plan quantizes)."""
-    modules = dict(model.named_modules())
-    return [l.name for l in workload.layers if l.has_weights and l.name in modules
-            and getattr(modules[l.name], "weight", None) is not None]
-
-
 def prepare_inputs(model_name: str, space: DesignSpace, specs: Sequence[Any], budget_pj: float, *,
                    method: str = "hessian", solver: str = "cbc", progress: bool = True,
                    calibration_samples: int | None = None, keep_first_last_8bit: bool = False,
                    tie_residual: bool = False) -> tuple[SweepInputs, float]:
     """Sensitivity of the model for every choice any of ``specs`` supports (computed once; cached on disk)."""
     from hwq.errors import UsageError
+    from hwq.search.problem import residual_tie_groups, weight_layer_names
     from hwq.search.sensitivity import auto_samples, compute_sensitivity
 
     recipe, model, workload, batches, n_samples = model_inputs(model_name, calibration_samples)
@@ -140,25 +134,16 @@ def prepare_inputs(model_name: str, space: DesignSpace, specs: Sequence[Any], bu
     seconds = time.perf_counter() - t0
     labels = [str(c) for c in choices]
     values = np.where(sens.allowed, np.nan_to_num(sens.values, nan=0.0), 0.0)
-    ties: list[list[int]] = []
-    if tie_residual:
-        pos = {n: i for i, n in enumerate(names)}
-        for group in workload.residual_groups:
-            members = [pos[g] for g in group if g in pos]
-            if len(members) > 1:
-                ties.append(members)
+    ties = residual_tie_groups(workload, names) if tie_residual else []
     inputs = SweepInputs(
         space_name=space.name, base_dict=_base_dict(space), workload=workload, weight_layers=names,
         sensitivity={lab: values[:, i] for i, lab in enumerate(labels)},
         allowed={lab: sens.allowed[:, i] for i, lab in enumerate(labels)},
         budget_pj=budget_pj, tie_groups=ties, keep_first_last_8bit=keep_first_last_8bit, solver=solver,
         cache_dir=os.environ.get("HWQ_CACHE_DIR", ".hwq_cache"))
-    try:  # how hwq explore describes the weights (random init for torchvision models without a local copy)
-        from hwq.search.explore import describe_weights
+    from hwq.search.explore import describe_weights
 
-        weights = describe_weights(recipe, None)[0]
-    except (ImportError, AttributeError):  # pragma: no cover - explore's helper renamed
-        weights = "the recipe's default weights"
+    weights = describe_weights(recipe, None)[0]  # as hwq explore says it (random init without a local copy)
     inputs.notes = {"weights": weights, "calibration_samples": n_samples,
                     "sensitivity": f"{method}, {auto_samples(model)} Hutchinson vectors" if method == "hessian"
                     else method, "layers": len(names)}

@@ -138,13 +138,6 @@ def device_overflow_reason(hw: Mapping[str, Any]) -> str:
     return f"the synthesised array does not fit the device ({over} of the device)"
 
 
-def _keep_mask(choices: Sequence[Any]) -> np.ndarray:
-    """Choices a first/last layer may take with keep-first-last-8bit (as ``hwq explore`` does)."""
-    top_bits = 8 if any(c.bits == 8 for c in choices) else max(c.bits for c in choices)
-    top_act = max((c.act_bits or 0) for c in choices if c.bits == top_bits)
-    return np.array([c.bits == top_bits and (c.act_bits or 0) == top_act for c in choices])
-
-
 def solve_spec(spec, inputs: SweepInputs) -> dict[str, Any]:
     """Cost table + ILP for one accelerator; a dict of totals and the plan.
 
@@ -155,7 +148,7 @@ def solve_spec(spec, inputs: SweepInputs) -> dict[str, Any]:
     """
     from hwq.cost import evaluate
     from hwq.search.ilp import solve
-    from hwq.search.problem import Problem
+    from hwq.search.problem import Problem, keep_first_last_mask, split_layers
 
     choices = spec.choices()
     labels = [str(c) for c in choices]
@@ -163,18 +156,14 @@ def solve_spec(spec, inputs: SweepInputs) -> dict[str, Any]:
     if missing:
         raise KeyError(f"no sensitivity for choices {missing}; compute it for the union of the space's choices")
     table = evaluate(inputs.workload, spec, choices)
-    row = {name: i for i, name in enumerate(table.layer_names)}
-    idx = [row[n] for n in inputs.weight_layers]
-    fixed = [i for i, n in enumerate(table.layer_names) if n not in set(inputs.weight_layers)]
-    hi = int(np.argmax([(c.bits, c.act_bits or 0) for c in choices]))
-    fixed_energy = float(sum(table.energy_pj[i, hi] for i in fixed))
-    fixed_latency = float(sum(table.latency_cycles[i, hi] for i in fixed))
+    split = split_layers(table, inputs.weight_layers, choices)
+    idx, fixed_energy, fixed_latency = split.weight_rows, split.fixed_energy_pj, split.fixed_latency_cycles
     sens = np.stack([np.asarray(inputs.sensitivity[lab], dtype=float) for lab in labels], axis=1)
     n_layers = sens.shape[0]
     allowed = np.stack([np.asarray(inputs.allowed.get(lab, np.ones(n_layers, bool)), dtype=bool)
                         for lab in labels], axis=1)
     if inputs.keep_first_last_8bit:
-        keep = _keep_mask(choices)
+        keep = keep_first_last_mask(choices)
         for l in (0, n_layers - 1):
             allowed[l] &= keep
     budget = inputs.budget_pj - fixed_energy

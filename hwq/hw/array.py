@@ -39,11 +39,13 @@ from hwq.hw.decoder import TermDecoder, ValueDecoder
 from hwq.hw.dequant import digit_product
 from hwq.hw.pe import TermMac
 from hwq.hw.pe_parallel import ParallelMac
+from hwq.timing import PIPELINE_DEPTH_CYCLES
 
 #: Cycles of the drain beyond the dequantizer's ``I`` (memory read latency, PE accumulator,
-#: segment-sum capture, output register); hwq.timing.PIPELINE_DEPTH_CYCLES states the same
-#: number (tests/test_hw_array.py checks they agree by simulation).
-DRAIN_EXTRA_CYCLES = 4
+#: segment-sum capture, output register): the cycle contract's number, read from hwq.timing so
+#: it is stated once. The simulations prove the pipeline really needs exactly that many (a
+#: shorter drain loses the last outputs, a longer one misses the predicted cycle count).
+DRAIN_EXTRA_CYCLES = PIPELINE_DEPTH_CYCLES
 
 
 #: Verilog module names of the blocks the array instantiates (hierarchical emission).

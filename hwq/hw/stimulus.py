@@ -1,7 +1,7 @@
 """Seeded stimulus for the hardware testbenches, with expected values from :mod:`hwq.golden`.
 
 The testbenches (Amaranth unit tests and cocotb ``sim/tb_*.py``) only drive and compare;
-every expected number is computed here by the golden model (through :mod:`hwq.hw.reference`).
+every expected number is computed here by the golden model (:mod:`hwq.golden`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 from hwq.datatypes import DATATYPES, Mixture, resolve
 from hwq.hw.array_driver import LayerImage, pack_layer
 from hwq.hw.config import ArrayConfig
-from hwq.hw.reference import decode_codes, dequant_accumulate, group_psums
+from hwq.golden import decode_codes, dequant_accumulate, group_psums
 
 
 def pe_groups(members: Sequence[str], *, lanes: int, act_bits: int, beats: int, seed: int,

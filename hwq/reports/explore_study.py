@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import numpy as np
 
 COMMAND = ".venv/bin/python -m hwq.reports.explore_study"
 #: Budgets as fractions of the way from the cheapest plan's energy to the most expensive one's.
@@ -38,8 +37,6 @@ def plan_dict(problem, assignment: Sequence[int], choices: Sequence[Any], group_
 
 
 def _quality_digits() -> tuple[Callable[[Any], float], str, Callable[[Any], None]]:
-    import torch
-
     from hwq.quant import calibrate
     from models.digits_cnn import calibration_batches, evaluate
 

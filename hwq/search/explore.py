@@ -143,7 +143,8 @@ def explore(req: ExploreRequest, warn: Callable[[str], None] = lambda m: None) -
     from hwq.search.ilp import solve
     from hwq.search.pareto import sweep, uniform_points
     from hwq.search.plan import build_plan, totals_dict
-    from hwq.search.problem import Problem
+    from hwq.search.problem import (Problem, keep_first_last_mask, residual_tie_groups, split_layers,
+                                     weight_layer_names)
     from hwq.search.report import default_out_dir, write_report
     from hwq.search.sensitivity import auto_samples, compute_sensitivity, layer_group_size
     from hwq.workload import capture
@@ -185,23 +186,15 @@ def explore(req: ExploreRequest, warn: Callable[[str], None] = lambda m: None) -
 
     t = time.perf_counter()
     workload = capture(model, example)
-    modules = dict(model.named_modules())
-    weight_layers = [l for l in workload.layers if l.has_weights and l.name in modules
-                     and getattr(modules[l.name], "weight", None) is not None]
-    if not weight_layers:
+    names = weight_layer_names(model, workload)
+    if not names:
         raise UsageError(f"model {req.model} has no Conv/Linear layers to quantize")
     cost = evaluate(workload, spec, choices)
     timings["cost_s"] = time.perf_counter() - t
-    row = {name: i for i, name in enumerate(cost.layer_names)}
-    idx = [row[l.name] for l in weight_layers]
-    fixed = [i for i, name in enumerate(cost.layer_names) if name not in {l.name for l in weight_layers}]
-    names = [l.name for l in weight_layers]
     labels = [str(c) for c in choices]
-    # Layers without weights (activation x activation products) run at the highest precision choice;
-    # their cost is a constant part of every plan.
-    hi = int(np.argmax([(c.bits, c.act_bits or 0) for c in choices]))
-    fixed_energy = float(sum(cost.energy_pj[i, hi] for i in fixed))
-    fixed_latency = float(sum(cost.latency_cycles[i, hi] for i in fixed))
+    split = split_layers(cost, names, choices)
+    idx, fixed, hi = split.weight_rows, split.fixed_rows, split.fixed_choice
+    fixed_energy, fixed_latency = split.fixed_energy_pj, split.fixed_latency_cycles
     if fixed:
         notes.append(f"{len(fixed)} products without weights (e.g. attention) are costed at {labels[hi]}: "
                      f"{fixed_energy * 1e-12:.4g} J fixed in every plan")
@@ -217,18 +210,10 @@ def explore(req: ExploreRequest, warn: Callable[[str], None] = lambda m: None) -
                    offsets={"energy_pj": fixed_energy, "latency_cycles": fixed_latency})
     allowed = np.ones(energy.shape, dtype=bool)
     if req.keep_first_last_8bit:
-        top_bits = 8 if any(c.bits == 8 for c in choices) else max(c.bits for c in choices)
-        top_act = max((c.act_bits or 0) for c in choices if c.bits == top_bits)
-        keep = np.array([c.bits == top_bits and (c.act_bits or 0) == top_act for c in choices])
+        keep = keep_first_last_mask(choices)
         for l in (0, len(names) - 1):
             allowed[l] &= keep
-    ties: list[list[int]] = []
-    if req.tie_residual:
-        pos = {name: i for i, name in enumerate(names)}
-        for group in getattr(workload, "residual_groups", []) or []:
-            members = [pos[g] for g in group if g in pos]
-            if len(members) > 1:
-                ties.append(members)
+    ties = residual_tie_groups(workload, names) if req.tie_residual else []
     Problem(names, labels, np.zeros_like(energy), energy, latency, wbits, allowed, ties, **budgets).check_bounds()
 
     t = time.perf_counter()
@@ -272,7 +257,8 @@ def explore(req: ExploreRequest, warn: Callable[[str], None] = lambda m: None) -
         p.energy_pj += fixed_energy
     timings["pareto_s"] = time.perf_counter() - t
 
-    group_sizes = [layer_group_size(l.k, spec.arithmetic.group_size) for l in weight_layers]
+    by_name = {l.name: l for l in workload.layers}
+    group_sizes = [layer_group_size(by_name[n].k, spec.arithmetic.group_size) for n in names]
     inputs = {
         "model": req.model, "arch": spec.name,
         "budget": {"text": req.budget_text, "energy_j": req.budget_j},

@@ -190,3 +190,60 @@ class Problem:
         if key == "latency_cycles" and self.clock_mhz:
             return f"{format_si(value / (self.clock_mhz * 1e6), 's')} ({value:.6g} cycles)"
         return f"{value:.6g}"
+
+
+# ---------------------------------------------------------------------------------------
+# Building a problem from a model, its workload and a cost table (hwq explore and codesign)
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LayerSplit:
+    """Which cost-table rows the ILP decides, and the constant cost of the others.
+
+    Products without a module weight (attention's activation x activation matmuls) are not
+    quantized by a plan; they run at the highest-precision choice ``fixed_choice`` and add
+    ``fixed_energy_pj`` (pJ) and ``fixed_latency_cycles`` (cycles) to every plan.
+    """
+
+    weight_rows: list[int]
+    fixed_rows: list[int]
+    fixed_choice: int
+    fixed_energy_pj: float
+    fixed_latency_cycles: float
+
+
+def weight_layer_names(model, workload) -> list[str]:
+    """Compute layers whose stationary operand is a module weight (the layers a plan quantizes)."""
+    modules = dict(model.named_modules())
+    return [l.name for l in workload.layers if l.has_weights and l.name in modules
+            and getattr(modules[l.name], "weight", None) is not None]
+
+
+def split_layers(table, weight_names: Sequence[str], choices: Sequence) -> LayerSplit:
+    """Split the rows of cost table ``table`` into the ILP's layers and the fixed ones."""
+    row = {name: i for i, name in enumerate(table.layer_names)}
+    weight_rows = [row[n] for n in weight_names]
+    wanted = set(weight_names)
+    fixed_rows = [i for i, name in enumerate(table.layer_names) if name not in wanted]
+    hi = int(np.argmax([(c.bits, c.act_bits or 0) for c in choices]))
+    return LayerSplit(weight_rows, fixed_rows, hi,
+                      float(sum(table.energy_pj[i, hi] for i in fixed_rows)),
+                      float(sum(table.latency_cycles[i, hi] for i in fixed_rows)))
+
+
+def keep_first_last_mask(choices: Sequence) -> np.ndarray:
+    """Choices a first/last layer may take under keep-first-last-8bit: 8-bit weights (else the
+    widest) at their widest activations, as HAWQ-V3 does."""
+    top_bits = 8 if any(c.bits == 8 for c in choices) else max(c.bits for c in choices)
+    top_act = max((c.act_bits or 0) for c in choices if c.bits == top_bits)
+    return np.array([c.bits == top_bits and (c.act_bits or 0) == top_act for c in choices])
+
+
+def residual_tie_groups(workload, weight_names: Sequence[str]) -> list[list[int]]:
+    """Indices (into ``weight_names``) of layers feeding the same residual add, as tie groups."""
+    pos = {name: i for i, name in enumerate(weight_names)}
+    ties = []
+    for group in workload.residual_groups:
+        members = [pos[g] for g in group if g in pos]
+        if len(members) > 1:
+            ties.append(members)
+    return ties
