@@ -1,12 +1,21 @@
-"""Co-simulation speed of the generated PE array: Verilator vs Icarus (baseline, same run).
+"""Co-simulation speed of the generated PE array: cocotb vs streaming, Icarus vs Verilator (same run).
 
-Run: ``.venv/bin/python benchmarks/bench_sim.py [--rows R --cols C --lanes L --m M --k K --n N]``
-(or ``hwq bench sim``). Generates the ``bitmod`` preset's PE array (all its weight formats)
-at a small geometry, runs one random quantized layer through ``sim/tb_array.py`` on each
-simulator (the cocotb testbench drives every cycle from Python, as in ``hwq sim``), checks
-the outputs against ``hwq.golden`` and the cycles against ``hwq.timing``, and prints
-simulated clock cycles per second of test time (from cocotb's results file: build excluded)
-and the Verilator/Icarus ratio. Build times are printed separately.
+Run: ``.venv/bin/python benchmarks/bench_sim.py [--rows R --cols C --lanes L --m M --k K --n N --repeat R]``
+(or ``hwq bench sim``). Generates the ``bitmod`` preset's PE array (all its weight formats) at a
+small geometry and one random quantized layer, then runs it four ways, each built from nothing
+in this run:
+
+* cocotb-Icarus, cocotb-Verilator: ``sim/tb_array.py`` drives every cycle from Python (as the
+  tile check of ``hwq sim``); Verilator built with ``OPT_FAST=-Os`` (the cocotb setting the
+  issue recommends; the shipped ``hwq.cosim`` build is -O0 and slower). Rate = simulated cycles
+  / cocotb's test time (build excluded).
+* streaming-Icarus, streaming-Verilator (:mod:`hwq.verify.stream`): the layer's memory images
+  loaded by a Verilog testbench, no Python in the loop; the layer runs ``--repeat`` times back to
+  back in one simulator invocation (Icarus: ``--repeat-icarus``). Rate = simulated cycles (buffer
+  fills, reset and runs) / wall time of the simulator process (start-up and ``$readmemh`` included).
+
+Every run's outputs must equal ``hwq.golden`` and its cycles ``hwq.timing``; otherwise exit 1.
+Prints cycles/s per path, build seconds, and the ratios (baseline: cocotb on the same simulator).
 """
 
 from __future__ import annotations
@@ -24,6 +33,9 @@ sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "sim")]
 
 #: Clock period of the cocotb testbenches (sim/tb_common.py), ns.
 CLOCK_PERIOD_NS = 10.0
+#: Issue 13's targets for the streaming Verilator path.
+TARGET_CYCLES_PER_S = 500_000
+TARGET_RATIO = 10.0
 
 
 def _test_time(results_xml: Path) -> tuple[float, float]:
@@ -41,17 +53,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--m", type=int, default=32, help="activation rows streamed per tile")
     parser.add_argument("--k", type=int, default=128, help="reduction length (multiple of the group size)")
     parser.add_argument("--n", type=int, default=32, help="output channels")
+    parser.add_argument("--repeat", type=int, default=200, help="layer runs per streaming-Verilator invocation")
+    parser.add_argument("--repeat-icarus", type=int, default=1, help="layer runs per streaming-Icarus invocation")
     args = parser.parse_args(argv)
 
     import math
 
     import numpy as np
 
+    import hwq.cosim
+    from hwq.hw.array_driver import expected_cycles, unpack_outputs
     from hwq.hw.array_sim import run_array_images
     from hwq.hw.config import array_config_from_spec
     from hwq.hw.stimulus import random_layer
     from hwq.spec import load_spec
-    from hwq.timing import layer_compute_cycles
+    from hwq.verify.stream import run_stream
 
     spec = load_spec("bitmod")
     tile_k = args.rows * args.lanes
@@ -62,32 +78,54 @@ def main(argv: list[str] | None = None) -> int:
     fmt_index = cfg.formats.index(("bitmod", 4))
     image, expected = random_layer(cfg, args.m, args.k, args.n, fmt_index, seed=7,
                                    group_size=min(cfg.group_size, args.k))
-    predicted = layer_compute_cycles(args.m, args.k, args.n, rows=cfg.rows, cols=cfg.cols, lanes=cfg.lanes,
-                                     term_slots=cfg.term_slots(fmt_index), bits_per_cycle=cfg.bpc)
-    from hwq.hw.array_driver import unpack_outputs
-
+    predicted = expected_cycles(cfg, image)
     print(f"array {cfg.rows}x{cfg.cols} PEs x {cfg.lanes} lanes, formats {len(cfg.formats)} "
           f"({', '.join(f'{f}{b}' for f, b in cfg.formats)}); layer M={args.m} K={args.k} N={args.n} bitmod4, "
-          f"{predicted} array cycles predicted", flush=True)
+          f"{predicted} array cycles predicted per run", flush=True)
     rates: dict[str, float] = {}
+    ok = True
+    # cocotb-Verilator at OPT_FAST=-Os (slow path -O0), as issue 13 recommends for the cocotb benches.
+    hwq.cosim.VERILATOR_MAKE_OVERRIDES = "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-Os OPT_SLOW=-O0 OPT_GLOBAL=-O0"
     with tempfile.TemporaryDirectory(prefix="hwq_bench_sim_") as tmp:
         for simulator in ("icarus", "verilator"):
-            build = Path(tmp) / simulator
+            build = Path(tmp) / f"cocotb_{simulator}"
             t0 = time.perf_counter()
             [(words, cycles)] = run_array_images(cfg, [image], simulator=simulator, build_dir=build)
             total_s = time.perf_counter() - t0
             got = unpack_outputs(cfg, image, words)
+            name = f"cocotb-{simulator}"
             if not np.array_equal(got, expected) or cycles != predicted:
-                print(f"{simulator}: WRONG RESULT (outputs equal: {np.array_equal(got, expected)}, "
+                print(f"{name}: WRONG RESULT (outputs equal: {np.array_equal(got, expected)}, "
                       f"cycles {cycles} vs predicted {predicted})")
-                return 1
+                ok = False
+                continue
             test_s, sim_ns = _test_time(build / f"sim_{simulator}" / "results.xml")
             sim_cycles = sim_ns / CLOCK_PERIOD_NS
-            rates[simulator] = sim_cycles / test_s
-            print(f"{simulator:9s}: {sim_cycles:8.0f} cycles simulated (buffer fill + run) in {test_s:7.3f} s "
-                  f"-> {rates[simulator]:9.0f} cycles/s; build + generate {total_s - test_s:6.2f} s; "
-                  f"outputs bit-exact, {cycles} cycles measured == predicted", flush=True)
-    print(f"ratio Verilator/Icarus: {rates['verilator'] / rates['icarus']:.2f}x simulated cycles per second")
+            rates[name] = sim_cycles / test_s
+            print(f"{name:20s}: {sim_cycles:9.0f} cycles (fill + 1 run) in {test_s:8.3f} s -> "
+                  f"{rates[name]:11,.0f} cycles/s; build + generate {total_s - test_s:6.1f} s; "
+                  f"bit-exact, {cycles} cycles == predicted", flush=True)
+        for simulator, repeat in (("icarus", args.repeat_icarus), ("verilator", args.repeat)):
+            name = f"streaming-{simulator}"
+            res = run_stream(cfg, [image] * repeat, simulator=simulator, build_dir=Path(tmp) / f"stream_{simulator}")
+            bad = [i for i, r in enumerate(res.runs)
+                   if r.cycles != predicted or not np.array_equal(unpack_outputs(cfg, image, r.out_words), expected)]
+            if bad or len(res.runs) != repeat:
+                print(f"{name}: WRONG RESULT in runs {bad[:5]} of {repeat}")
+                ok = False
+                continue
+            rates[name] = res.cycles_per_s
+            print(f"{name:20s}: {res.sim_cycles:9d} cycles (fills + {repeat} runs) in {res.sim_s:8.3f} s -> "
+                  f"{rates[name]:11,.0f} cycles/s; build {res.build.build_s:6.1f} s; "
+                  f"all {repeat} runs bit-exact, {predicted} cycles == predicted", flush=True)
+    if not ok:
+        return 1
+    sv, cv = rates["streaming-verilator"], rates["cocotb-verilator"]
+    print(f"ratio streaming/cocotb: Verilator {sv / cv:.1f}x, Icarus "
+          f"{rates['streaming-icarus'] / rates['cocotb-icarus']:.1f}x; Verilator/Icarus: streaming "
+          f"{sv / rates['streaming-icarus']:.0f}x, cocotb {cv / rates['cocotb-icarus']:.1f}x")
+    print(f"target streaming-Verilator >= {TARGET_CYCLES_PER_S:,} cycles/s: {'met' if sv >= TARGET_CYCLES_PER_S else 'NOT met'}; "
+          f">= {TARGET_RATIO:.0f}x cocotb-Verilator: {'met' if sv >= TARGET_RATIO * cv else 'NOT met'}")
     return 0
 
 

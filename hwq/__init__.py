@@ -11,4 +11,13 @@ quantizers), ``hwq.golden`` (bit-exact integer model), ``hwq.cost`` (analytic co
 """
 
 __version__ = "0.1.0"
-__all__ = ["__version__"]
+__all__ = ["__version__", "explore"]
+
+
+def __getattr__(name: str):
+    """``hwq.explore`` (:func:`hwq.api.explore`), imported on first use so ``import hwq`` stays light."""
+    if name == "explore":
+        from hwq.api import explore
+
+        return explore
+    raise AttributeError(f"module 'hwq' has no attribute {name!r}")

@@ -3,7 +3,8 @@
 Every report, plan and generated artifact hwq writes goes through here. Temporary files are
 created next to their destination (same file system, so ``os.replace`` is atomic) and get
 the permissions a plain ``open(..., "w")`` would give (``0o666`` minus the umask), not
-``mkstemp``'s ``0o600``.
+``mkstemp``'s ``0o600``. Temp names follow :mod:`hwq.paths` (``.NAME.hwq-tmp-PID-XXXX``), so a
+later run removes those a killed run left (:func:`hwq.paths.clean_stale`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
+
+from hwq.paths import clean_stale, make_tmp_dir, tmp_prefix, write_marker
 
 
 def _umask() -> int:
@@ -30,8 +33,13 @@ def atomic_path(dest: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
     (matplotlib, safetensors).
     """
     dest = Path(dest)
+    if dest.is_dir():
+        from hwq.errors import UsageError
+
+        raise UsageError(f"{dest} is a folder; hwq never replaces a folder with a file")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix or ".tmp", dir=dest.parent)
+    clean_stale(dest)
+    fd, tmp_name = tempfile.mkstemp(prefix=tmp_prefix(dest), suffix=suffix or ".tmp", dir=dest.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -63,21 +71,31 @@ def save_figure(fig: Any, dest: str | os.PathLike[str], **savefig_kwargs: Any) -
 
 
 @contextmanager
-def atomic_dir(dest: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_dir(dest: str | os.PathLike[str], *, marker: str | None = None) -> Iterator[Path]:
     """Yield a fresh temporary folder beside ``dest``; on normal exit it replaces ``dest`` whole.
 
     An existing ``dest`` is moved aside and deleted only after the new folder is in place; on
-    an exception the temporary folder is removed and ``dest`` is left as it was.
+    an exception the temporary folder is removed and ``dest`` is left as it was. ``marker``
+    (a command, e.g. ``"hwq rtl"``): write :data:`hwq.paths.MARKER` listing the folder's files,
+    so a later run recognises the folder as hwq's (:func:`hwq.paths.check_output_dir`).
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    clean_stale(dest)
+    tmp = make_tmp_dir(dest)
     os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
+        if marker:
+            write_marker(tmp, marker)
         old = None
-        if dest.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old.", dir=dest.parent))
+        if dest.exists() or dest.is_symlink():
+            if not dest.is_dir() or dest.is_symlink():
+                from hwq.errors import UsageError
+
+                raise UsageError(f"{dest} exists and is not a folder (a file or a link); hwq never replaces "
+                                 f"it with a folder")
+            old = make_tmp_dir(dest)
             os.replace(dest, old / dest.name)
         os.replace(tmp, dest)
         if old is not None:

@@ -87,6 +87,9 @@ def linear_int(x_int: Any, qw: Any) -> np.ndarray:
     Conv weights are taken in their flattened ``[out, in*kh*kw]`` layout (``x_int`` must be
     the matching im2col rows).
     """
+    if getattr(qw, "float_scale", None) is not None:
+        raise ValueError("float per-group scales (BitMoD reference mode) have no integer form for the hardware; "
+                         "quantize with scales='int' (the default)")
     zp = np.asarray(qw.zero_point) if qw.fmt == "int_asym" else None
     values = decode_codes(np.asarray(qw.codes), np.asarray(qw.selectors), qw.group_size, qw.datatypes, zp)
     x = _i64(x_int)

@@ -32,9 +32,30 @@ Schema (all keys required unless marked optional)::
       weight: {capacity_kib, access_bits, read_energy_pj, write_energy_pj}
       activation: {...}
       output: {...}
-    dram: {bandwidth_gb_per_s: float, energy_pj_per_bit: float}
+    dram:                           # off-chip memory
+      technology: ddr4 | lpddr4 | lpddr4x | lpddr5 | hbm2   # optional: a row of hwq.dram.TECHNOLOGIES
+      channels: int                 # optional (default 1): bandwidth = channels x per-channel GB/s
+      bandwidth_gb_per_s: float     # required without technology, else an override
+      energy_pj_per_bit: float      # required without technology, else an override (cite it)
     static_power_mw: float >= 0
     fpga: {device, luts, ffs, dsps, bram_36k, uram, macs_per_dsp}   # family fpga only
+    batch: int >= 1                 # optional (default 1): images per weight load; --batch overrides
+    dataflow:                       # optional
+      modes: [output_buffer, accumulate_in_array]   # loop nests the array runs (default [output_buffer])
+      partial_sums: read_modify_write | elide_first_last   # default read_modify_write
+    accumulators:                   # required when dataflow.modes has accumulate_in_array
+      {depth, access_bits, read_energy_pj, write_energy_pj}   # per-column psum register files
+    vector_unit:                    # optional: element-wise ops (residual add, pooling, softmax...)
+      {lanes, op_energy_pj, reference_act_bits}   # default: array.cols lanes, Horowitz INT8 add
+
+Dataflows (cycles and psum accesses: ``hwq.timing``; costs: ``hwq.cost``): ``output_buffer``
+streams all M rows of a layer through each weight tile and read-modify-writes the ``[M, cols]``
+partial-sum block in the output buffer across K tiles; ``accumulate_in_array`` walks M tiles of
+at most ``accumulators.depth`` rows and keeps their partial sums in per-column accumulator
+register files across all K tiles (the output buffer carries no partial sums), re-reading the
+weight tiles from the weight buffer once per M tile. ``partial_sums: elide_first_last``: the
+first K tile writes without reading and the last K tile's result goes to requantization without
+a write-back (a one-K-tile layer never touches the partial-sum memory).
 
 PE energy formula (used by ``hwq.cost``), in pJ per active PE per cycle, by
 ``compute.energy_scaling`` (default ``act_bits`` when bit-serial, ``weight_and_act_bits``
@@ -62,13 +83,20 @@ from hwq.errors import UsageError
 
 PRESET_DIR = Path(__file__).with_name("presets")
 #: Preset names shipped with hwq (``hwq/presets/<name>.yaml``); the first is the default.
-PRESETS: tuple[str, ...] = ("bitmod", "int8_parallel", "fpga_zu")
-DEFAULT_PRESET = "bitmod"
+PRESETS: tuple[str, ...] = ("bitmod_edge", "bitmod", "int8_parallel", "fpga_zu")
+DEFAULT_PRESET = "bitmod_edge"
 
 FAMILIES = ("asic", "fpga")
 MODES = ("bit_serial", "bit_parallel")
 ENERGY_SCALINGS = ("act_bits", "weight_and_act_bits", "none")
 BUFFER_NAMES = ("weight", "activation", "output")
+DATAFLOWS = ("output_buffer", "accumulate_in_array")
+PARTIAL_SUMS = ("read_modify_write", "elide_first_last")
+
+#: Element-wise op energy when a spec gives no ``vector_unit``: Horowitz (ISSCC 2014), 45 nm,
+#: 8-bit integer add 0.03 pJ (DESIGN.md section 3); one op = one add, compare or multiply-by-constant.
+DEFAULT_VECTOR_OP_ENERGY_PJ = 0.03
+DEFAULT_VECTOR_REFERENCE_BITS = 8
 
 
 @dataclass(frozen=True)
@@ -138,10 +166,57 @@ class BufferSpec:
 
 @dataclass(frozen=True)
 class DramSpec:
-    """Off-chip memory: bandwidth (GB/s, 1 GB = 1e9 bytes) and energy per bit moved (pJ)."""
+    """Off-chip memory: bandwidth (GB/s, 1 GB = 1e9 bytes) and energy per bit moved (pJ).
+
+    ``technology`` names the row of :data:`hwq.dram.TECHNOLOGIES` the figures come from
+    (``"custom"`` when the spec states both numbers itself); ``channels`` multiplies its bandwidth.
+    """
 
     bandwidth_gb_per_s: float
     energy_pj_per_bit: float
+    technology: str = "custom"
+    channels: int = 1
+
+
+@dataclass(frozen=True)
+class DataflowSpec:
+    """Loop nests the array runs (``modes``, see the module docstring) and partial-sum handling."""
+
+    modes: tuple[str, ...] = ("output_buffer",)
+    partial_sums: str = "read_modify_write"
+
+    @property
+    def elide_psums(self) -> bool:
+        """First K tile writes without reading; last K tile skips the write-back."""
+        return self.partial_sums == "elide_first_last"
+
+
+@dataclass(frozen=True)
+class AccumulatorSpec:
+    """Per-column partial-sum register files of the ``accumulate_in_array`` dataflow.
+
+    ``depth``: psum rows (of ``cols`` accumulators) each holds; energies in pJ per access of
+    ``access_bits`` bits.
+    """
+
+    depth: int
+    access_bits: int
+    read_energy_pj: float
+    write_energy_pj: float
+
+
+@dataclass(frozen=True)
+class VectorUnitSpec:
+    """Element-wise unit: ``lanes`` ops per cycle, ``op_energy_pj`` per op at ``reference_act_bits``
+    (scaled linearly with the activation width)."""
+
+    lanes: int
+    op_energy_pj: float
+    reference_act_bits: int
+
+    def op_pj(self, act_bits):
+        """Energy of one element-wise op at ``act_bits`` (pJ; scalar or numpy array)."""
+        return self.op_energy_pj * act_bits / self.reference_act_bits
 
 
 @dataclass(frozen=True)
@@ -172,7 +247,17 @@ class AcceleratorSpec:
     static_power_mw: float
     description: str = ""
     fpga: FpgaSpec | None = None
+    batch: int = 1
+    dataflow: DataflowSpec = field(default_factory=DataflowSpec)
+    accumulators: AccumulatorSpec | None = None
+    vector_unit: VectorUnitSpec | None = None
     source: str = field(default="", compare=False)
+
+    @property
+    def vector(self) -> VectorUnitSpec:
+        """The element-wise unit (the spec's, else ``array.cols`` lanes at the Horowitz INT8 add)."""
+        return self.vector_unit or VectorUnitSpec(self.array.cols, DEFAULT_VECTOR_OP_ENERGY_PJ,
+                                                  DEFAULT_VECTOR_REFERENCE_BITS)
 
     @property
     def dram_bits_per_cycle(self) -> float:
@@ -200,8 +285,13 @@ class AcceleratorSpec:
         for fmt, bits in self.arithmetic.weight_formats:
             fmts.setdefault(fmt, []).append(bits)
         ar["weight_formats"] = [{"format": f, "bits": b} for f, b in fmts.items()]
-        if d["fpga"] is None:
-            d.pop("fpga")
+        for key in ("fpga", "accumulators", "vector_unit"):
+            if d[key] is None:
+                d.pop(key)
+        d["dataflow"]["modes"] = list(self.dataflow.modes)
+        if self.dram.technology == "custom":
+            d["dram"].pop("technology")
+            d["dram"].pop("channels")
         return d
 
     def to_yaml(self) -> str:
@@ -276,7 +366,8 @@ def parse_spec(data: Any, source: str = "") -> AcceleratorSpec:
     if not isinstance(data, Mapping):
         raise UsageError(f"{source or 'spec'}: the file must hold a YAML mapping, got {type(data).__name__}")
     _check_keys(data, "", ("name", "family", "description", "clock_mhz", "array", "arithmetic", "compute",
-                           "buffers", "dram", "static_power_mw", "fpga"))
+                           "buffers", "dram", "static_power_mw", "fpga", "batch", "dataflow", "accumulators",
+                           "vector_unit"))
     name = _get(data, "name", "")
     if not isinstance(name, str) or not name:
         raise _fail("name", f"must be a non-empty string, got {name!r}")
@@ -363,11 +454,17 @@ def parse_spec(data: Any, source: str = "") -> AcceleratorSpec:
         raise _fail("buffers.weight.capacity_kib", f"must hold two array tiles ({tile_bits / 8192:.1f} KiB at "
                     f"{widest} bits per weight), got {buffers['weight'].capacity_kib}")
 
-    d = _section(data, "dram", "")
-    _check_keys(d, "dram", ("bandwidth_gb_per_s", "energy_pj_per_bit"))
-    dram = DramSpec(_num(d, "bandwidth_gb_per_s", "dram", positive=True),
-                    _num(d, "energy_pj_per_bit", "dram", positive=False))
+    dram = _parse_dram(_section(data, "dram", ""))
     static = _num(data, "static_power_mw", "", positive=False)
+    batch = _pos_int(data, "batch", "", 1)
+    dataflow, accumulators = _parse_dataflow(data)
+    vector = None
+    if data.get("vector_unit") is not None:
+        v = _section(data, "vector_unit", "")
+        _check_keys(v, "vector_unit", ("lanes", "op_energy_pj", "reference_act_bits"))
+        vector = VectorUnitSpec(_pos_int(v, "lanes", "vector_unit"),
+                                _num(v, "op_energy_pj", "vector_unit", positive=False),
+                                _pos_int(v, "reference_act_bits", "vector_unit"))
 
     fpga = None
     if family == "fpga":
@@ -388,7 +485,58 @@ def parse_spec(data: Any, source: str = "") -> AcceleratorSpec:
 
     desc = _get(data, "description", "", "")
     return AcceleratorSpec(name, family, clock, array, arith, compute, buffers, dram, static,
-                           str(desc), fpga, source)
+                           str(desc), fpga, batch, dataflow, accumulators, vector, source)
+
+
+def _parse_dram(d: Mapping[str, Any]) -> DramSpec:
+    """``dram``: a technology from :data:`hwq.dram.TECHNOLOGIES` (with optional overrides) or both figures."""
+    from hwq.dram import TECHNOLOGIES
+
+    _check_keys(d, "dram", ("technology", "channels", "bandwidth_gb_per_s", "energy_pj_per_bit"))
+    tech = _get(d, "technology", "dram", None)
+    channels = _pos_int(d, "channels", "dram", 1)
+    if tech is None:
+        if "channels" in d:
+            raise _fail("dram.channels", "only allowed with dram.technology")
+        return DramSpec(_num(d, "bandwidth_gb_per_s", "dram", positive=True),
+                        _num(d, "energy_pj_per_bit", "dram", positive=False))
+    if not isinstance(tech, str) or tech.lower() not in TECHNOLOGIES:
+        raise _fail("dram.technology", f"unknown DRAM technology {tech!r}; known: {', '.join(TECHNOLOGIES)}")
+    row = TECHNOLOGIES[tech.lower()]
+    bw = _num(d, "bandwidth_gb_per_s", "dram", positive=True, default=row.bandwidth_gb_per_s * channels)
+    e = _num(d, "energy_pj_per_bit", "dram", positive=False, default=row.energy_pj_per_bit)
+    return DramSpec(bw, e, tech.lower(), channels)
+
+
+def _parse_dataflow(data: Mapping[str, Any]) -> tuple[DataflowSpec, AccumulatorSpec | None]:
+    """``dataflow`` and ``accumulators`` sections (both optional; see the module docstring)."""
+    dataflow = DataflowSpec()
+    if data.get("dataflow") is not None:
+        df = _section(data, "dataflow", "")
+        _check_keys(df, "dataflow", ("modes", "partial_sums"))
+        modes = _get(df, "modes", "dataflow", list(DataflowSpec.modes))
+        if isinstance(modes, str):
+            modes = [modes]
+        if not isinstance(modes, list) or not modes:
+            raise _fail("dataflow.modes", f"must be a non-empty list of {', '.join(DATAFLOWS)}; got {modes!r}")
+        for i, mo in enumerate(modes):
+            if mo not in DATAFLOWS:
+                raise _fail(f"dataflow.modes[{i}]", f"must be one of {', '.join(DATAFLOWS)}; got {mo!r}")
+        psums = df.get("partial_sums", DataflowSpec.partial_sums)
+        if psums not in PARTIAL_SUMS:
+            raise _fail("dataflow.partial_sums", f"must be one of {', '.join(PARTIAL_SUMS)}; got {psums!r}")
+        dataflow = DataflowSpec(tuple(dict.fromkeys(modes)), psums)
+    accumulators = None
+    if data.get("accumulators") is not None:
+        a = _section(data, "accumulators", "")
+        p = "accumulators"
+        _check_keys(a, p, ("depth", "access_bits", "read_energy_pj", "write_energy_pj"))
+        accumulators = AccumulatorSpec(_pos_int(a, "depth", p), _pos_int(a, "access_bits", p),
+                                       _num(a, "read_energy_pj", p, positive=False),
+                                       _num(a, "write_energy_pj", p, positive=False))
+    if "accumulate_in_array" in dataflow.modes and accumulators is None:
+        raise _fail("accumulators", "missing required section (dataflow.modes has accumulate_in_array)")
+    return dataflow, accumulators
 
 
 def load_spec(name_or_path: str | Path | None = None) -> AcceleratorSpec:

@@ -41,6 +41,13 @@ class ModelRecipe:
     _build: Callable[[Any], Any]
     _example: Callable[[], Any]
     _calibration: Callable[[int, Any], list]
+    #: Bring-your-own models (``models.resolve``): what the weights are, whether they are a random
+    #: initialisation, whether ``calibration`` is synthetic data of the example input's shape, and a
+    #: description of the calibration data (None: the registry's own wording).
+    weights_description: str = ""
+    random_weights: bool = False
+    synthetic_calibration: bool = False
+    calibration_source: str | None = None
 
     def build(self, weights: Any = None):
         """The ``nn.Module`` in eval mode (``weights``: None = cached or default, a path, or "random")."""
@@ -132,8 +139,21 @@ def _tensor_files(root: Path, n: int) -> list:
     import torch
 
     xs = []
-    for f in sorted(p for p in root.rglob("*") if p.suffix in (".pt", ".npy")):
-        t = torch.load(f, map_location="cpu", weights_only=True) if f.suffix == ".pt" else torch.from_numpy(np.load(f))
+    for f in sorted(p for p in root.rglob("*") if p.suffix in (".pt", ".npy") and p.is_file()):
+        try:
+            t = (torch.load(f, map_location="cpu", weights_only=True) if f.suffix == ".pt"
+                 else torch.from_numpy(np.load(f, allow_pickle=False)))
+        except Exception as err:  # noqa: BLE001 - pickles, truncated files, object arrays: a bad calibration file
+            first = (str(err).splitlines() or [type(err).__name__])[0][:120]
+            raise UsageError(f"calibration file {f} is not a plain tensor ({first}); save it with torch.save(tensor) "
+                             f"or numpy.save(array) of numbers") from None
+        if not isinstance(t, torch.Tensor) or not (t.is_floating_point() or t.dtype in (torch.uint8, torch.int64)):
+            raise UsageError(f"calibration file {f} holds {type(t).__name__ if not isinstance(t, torch.Tensor) else t.dtype}, "
+                             f"not a tensor of numbers")
+        if t.dim() < 3:
+            raise UsageError(f"calibration file {f} has shape {list(t.shape)}; images need [C, H, W] or [N, C, H, W]")
+        if not bool(torch.isfinite(t.float()).all()):
+            raise UsageError(f"calibration file {f} holds NaN or infinite values")
         xs.append(t if t.dim() > 3 else t.unsqueeze(0))
         if sum(len(x) for x in xs) >= n:
             break
@@ -147,6 +167,9 @@ def _image_calibration(n: int, calib_dir: Any) -> list:
         g = torch.Generator().manual_seed(0)
         return _batches(_normalise(torch.rand(n, 3, 224, 224, generator=g)), _IMAGE_BATCH)
     root = Path(calib_dir)
+    if root.is_file():
+        raise UsageError(f"--calib {str(root)!r} is a file, not a folder; pass a folder of *.pt/*.npy tensors "
+                         f"or an ImageFolder")
     if not root.is_dir():
         raise UsageError(f"calibration folder {root} does not exist")
     tensors = _tensor_files(root, n)
@@ -263,8 +286,18 @@ MODEL_NAMES: tuple[str, ...] = tuple(_RECIPES)
 
 
 def get_recipe(name: str) -> ModelRecipe:
-    """The recipe called ``name``; ``UsageError`` listing the known names otherwise."""
+    """The recipe called ``name``, or of any other ``--model`` form (``torchvision:<name>``,
+    ``file.py:build``, ``package.module:build``, a ``.pt2``, a Hugging Face folder: ``models.resolve``);
+    ``UsageError`` listing the known names and forms otherwise. Resolved recipes are cached per process."""
     try:
         return _RECIPES[name]
-    except KeyError:
-        raise UsageError(f"unknown model {name!r}; known models: {', '.join(MODEL_NAMES)}") from None
+    except (KeyError, TypeError):
+        pass
+    return _resolved(str(name))
+
+
+@lru_cache(maxsize=16)
+def _resolved(name: str) -> ModelRecipe:
+    from models.resolve import resolve
+
+    return resolve(name)

@@ -59,6 +59,12 @@ def test_space_expands_cross_product_with_limits():
     ({"name": "a b"}, "name"),
     ({"limits": {"max_area": 3}}, "limits.max_area"),
     ({"extra": 1}, "extra"),
+    ({"axes.dataflow": [["accumulate_in_array", "sideways"]]}, "axes.dataflow[0][1]"),
+    ({"axes.dataflow": ["output_buffer", ["output_buffer"]]}, "axes.dataflow"),
+    ({"axes.partial_sums": ["keep_them"]}, "axes.partial_sums[0]"),
+    ({"axes.dram_technology": ["lpddr4", "ddr9"]}, "axes.dram_technology[1]"),
+    ({"axes.batch": [1, 0]}, "axes.batch[1]"),
+    ({"axes.accumulator_depth": [-64]}, "axes.accumulator_depth[0]"),
 ])
 def test_space_errors_name_the_field(changes, field):
     with pytest.raises(UsageError) as exc:
@@ -151,7 +157,7 @@ def test_shipped_spaces_validate():
     assert "bitmod_small" in shipped_spaces()
     for name in shipped_spaces():
         n = len(load_space(name).points())
-        assert 4 <= n <= 32, (name, n)
+        assert 4 <= n <= 48, (name, n)
 
 
 # ------------------------------------------------------------------ end to end (digits CNN)
@@ -192,7 +198,7 @@ def test_codesign_end_to_end_digits(tmp_path, monkeypatch, capsys):
     best = min(r["sensitivity"] for r in feasible)
     assert best <= chosen["sensitivity"] <= best * 1.01  # the choice rule's 1 % tie
     assert chosen["index"] in summary["pareto"]
-    assert {p["label"] for p in summary["presets"]} == {"bitmod", "int8_parallel"}
+    assert {p["label"] for p in summary["presets"]} == {"bitmod_edge", "bitmod", "int8_parallel"}
     # rerun: every point is already in results.jsonl, nothing is appended
     assert main(argv) == 0
     capsys.readouterr()
@@ -304,3 +310,155 @@ def test_fpga_point_over_the_device_is_infeasible():
             "hw_detail": {"utilization_by_resource": {"lut": 0.2, "dsp": 1.18}}}
     assert not fits_device(over) and "dsp 118%" in device_overflow_reason(over)
     assert fits_device({**over, "hw_cost": 0.9}) and fits_device({"hw_cost": 50.0, "hw_cost_unit": "mm2"})
+
+
+# ------------------------------------------------------------------ dataflow, partial sums, DRAM, batch axes
+def test_new_axes_become_spec_fields():
+    """dataflow / partial_sums / accumulator_depth / dram_technology / batch set the point's spec."""
+    from hwq.codesign.area import asic_area
+    from hwq.codesign.space import expand
+    from hwq.dram import TECHNOLOGIES
+    from hwq.spec import load_spec
+
+    base = load_spec("bitmod")  # no accumulators, DDR figures, output_buffer only
+    space = space_from_dict({"name": "df", "base": "bitmod", "axes": {
+        "dataflow": [["accumulate_in_array", "output_buffer"], "output_buffer"],
+        "partial_sums": ["elide_first_last", "read_modify_write"], "accumulator_depth": [64, 256],
+        "dram_technology": ["hbm2"], "batch": [1, 8]}}, "df.yaml")
+    pts = expand(space)
+    # output_buffer-only points are not repeated per accumulator depth: 2x2x2 + 1x2x2
+    assert len(pts) == 12 and len({p.key for p, _ in pts}) == 12
+    for p, spec in pts:
+        prm = p.params
+        assert spec.dataflow.modes == tuple(prm["dataflow"]) and spec.dataflow.partial_sums == prm["partial_sums"]
+        assert spec.batch == prm["batch"]
+        assert spec.dram.technology == "hbm2" and spec.dram.energy_pj_per_bit == TECHNOLOGIES["hbm2"].energy_pj_per_bit
+        if "accumulate_in_array" in prm["dataflow"]:
+            assert spec.accumulators.depth == prm["accumulator_depth"]
+            assert spec.accumulators.read_energy_pj == pytest.approx(1.36 * (prm["accumulator_depth"] / 64) ** 0.5)
+            assert asic_area(spec).sram_um2 > asic_area(base).sram_um2  # the register files cost area
+        else:
+            assert spec.accumulators is None and "accumulator_depth" not in prm
+            assert asic_area(spec).sram_um2 == pytest.approx(asic_area(base).sram_um2)
+    with pytest.raises(UsageError, match=r"axes\.accumulator_depth"):
+        expand(space_from_dict({"name": "x", "base": "bitmod", "axes": {"accumulator_depth": [32]}}, "x.yaml"))
+    with pytest.raises(UsageError, match="--batch 2 fixes the batch"):
+        expand(space, batch=2)
+
+
+AXES_SPACE = """\
+name: axes
+base: bitmod_edge
+axes:
+  dataflow:
+    - [accumulate_in_array, output_buffer]
+    - output_buffer
+  partial_sums: [elide_first_last, read_modify_write]
+  dram_technology: [lpddr4, ddr4]
+  batch: [1, 4]
+"""
+
+BASE_ARGS = ["--model", "digits_cnn", "--jobs", "1", "--sensitivity", "kl", "--calib-samples", "8", "--no-hw",
+             "--json"]
+
+
+def _cheapest(recs, **params):
+    [r] = [r for r in recs if all(r["params"][k] == v for k, v in params.items())]
+    return r["cheapest_energy_pj"]
+
+
+def test_codesign_sweeps_dataflow_psum_dram_batch_axes(tmp_path, monkeypatch, capsys):
+    """A space with the new axes sweeps on the digits CNN; every record carries its design, and the
+    cheapest plan's energy per image moves the way each axis says it must."""
+    from hwq.cli.main import main
+
+    monkeypatch.setenv("HWQ_CACHE_DIR", str(tmp_path / "cache"))
+    space = tmp_path / "axes.yaml"
+    space.write_text(AXES_SPACE)
+    out = tmp_path / "out"
+    assert main(["codesign", *BASE_ARGS, "--budget", "1uJ", "--space", str(space), "--out", str(out)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["points"] == 16 and summary["energy_per"] == "image" and summary["latency_per"] == "batch"
+    recs = [json.loads(l) for l in (out / RESULTS_FILE).read_text().splitlines()]
+    assert len(recs) == 16
+    for r in recs:
+        prm = r["params"]
+        assert r["dataflow"] == ([prm["dataflow"]] if isinstance(prm["dataflow"], str) else prm["dataflow"])
+        assert (r["partial_sums"], r["dram_technology"], r["batch"]) == (prm["partial_sums"],
+                                                                        prm["dram_technology"], prm["batch"])
+        if r["feasible"]:
+            assert r["energy_pj"] <= 1e6 * (1 + 1e-6) and sum(r["plan_dataflows"].values()) == len(r["plan"])
+            assert set(r["plan_dataflows"]) <= set(r["dataflow"])
+    acc, ob = ["accumulate_in_array", "output_buffer"], ["output_buffer"]
+    for df in (acc, ob):
+        for ps in ("elide_first_last", "read_modify_write"):
+            for b in (1, 4):
+                # DDR4 costs more per bit than LPDDR4
+                assert _cheapest(recs, dataflow=df, partial_sums=ps, dram_technology="ddr4", batch=b) > \
+                    _cheapest(recs, dataflow=df, partial_sums=ps, dram_technology="lpddr4", batch=b)
+            for tech in ("lpddr4", "ddr4"):
+                # batch 4 amortises every weight load over 4 images
+                assert _cheapest(recs, dataflow=df, partial_sums=ps, dram_technology=tech, batch=4) < \
+                    _cheapest(recs, dataflow=df, partial_sums=ps, dram_technology=tech, batch=1)
+    for tech in ("lpddr4", "ddr4"):
+        for b in (1, 4):
+            e = {(tuple(df), ps): _cheapest(recs, dataflow=df, partial_sums=ps, dram_technology=tech, batch=b)
+                 for df in (acc, ob) for ps in ("elide_first_last", "read_modify_write")}
+            # eliding psum traffic and keeping psums in the array each save energy
+            assert e[(tuple(ob), "elide_first_last")] < e[(tuple(ob), "read_modify_write")]
+            assert e[(tuple(acc), "elide_first_last")] < e[(tuple(ob), "elide_first_last")]
+    chosen = summary["chosen"]
+    assert chosen is not None and chosen["dram_technology"] == "lpddr4"
+
+
+ONE_POINT_SPACE = """\
+name: one
+base: bitmod_edge
+axes:
+  rows: [32]
+"""
+
+
+def test_codesign_batch_flag_gives_energy_per_image(tmp_path, monkeypatch, capsys):
+    """--batch N: the record's energy is the cost model's per-image energy of its plan at batch N
+    (weights amortised over N images), its latency the batch's; --batch with a batch axis exits 2."""
+    from hwq.cli.main import main
+    from hwq.codesign.driver import model_inputs
+    from hwq.cost import Choice, evaluate_plan
+    from hwq.spec import load_spec
+
+    monkeypatch.setenv("HWQ_CACHE_DIR", str(tmp_path / "cache"))
+    space = tmp_path / "one.yaml"
+    space.write_text(ONE_POINT_SPACE)
+    _, _, workload, _, _ = model_inputs("digits_cnn", 8)
+    got = {}
+    for batch in (1, 4):
+        out = tmp_path / f"b{batch}"
+        assert main(["codesign", *BASE_ARGS, "--budget", "5uJ", "--space", str(space), "--out", str(out),
+                     "--batch", str(batch)]) == 0
+        summary = json.loads(capsys.readouterr().out)
+        assert summary["batch_override"] == batch and summary["energy_per"] == "image"
+        rec = summary["chosen"]
+        assert rec["batch"] == batch
+        assert all(p["batch"] == batch for p in summary["presets"])
+        spec = load_spec("bitmod_edge")
+        by_label = {str(c): c for c in spec.choices()}
+        plan = [by_label[lab] for lab in summary["chosen_plan"]]
+        names = [l.name for l in workload.layers]
+        assert len(plan) == len(names)  # the digits CNN: every product has weights
+        table, cols = evaluate_plan(workload, spec, plan, batch=batch)
+        energy = sum(table.energy_pj[i, c] for i, c in enumerate(cols))
+        latency = sum(table.latency_cycles[i, c] for i, c in enumerate(cols))
+        assert rec["energy_pj"] == pytest.approx(energy, rel=1e-9)
+        assert rec["latency_cycles"] == pytest.approx(latency, rel=1e-9)
+        got[batch] = (rec, energy, latency)
+    # per image the batch of 4 is cheaper (weights loaded once for 4 images); the batch takes longer
+    (r1, _, _), (r4, _, _) = got[1], got[4]
+    assert r4["cheapest_energy_pj"] < r1["cheapest_energy_pj"]
+    assert r4["latency_cycles"] > r1["latency_cycles"]
+    space_b = tmp_path / "axes.yaml"
+    space_b.write_text(AXES_SPACE)
+    assert main(["codesign", *BASE_ARGS, "--budget", "5uJ", "--space", str(space_b), "--out",
+                 str(tmp_path / "bad"), "--batch", "2"]) == 2
+    assert "sweeps a batch axis" in capsys.readouterr().err
+    assert main(["codesign", *BASE_ARGS, "--budget", "5uJ", "--space", str(space), "--batch", "0"]) == 2

@@ -10,7 +10,7 @@ from amaranth.sim import Simulator
 
 from hwq.datatypes import DATATYPES, MIXTURES, cycles_per_weight
 from hwq.hw.array import PEArray
-from hwq.hw.array_driver import expected_cycles, unpack_outputs
+from hwq.hw.array_driver import expected_cycles, expected_psum_accesses, unpack_outputs
 from hwq.hw.config import ArrayConfig
 from hwq.hw.decoder import TermDecoder, ValueDecoder
 from hwq.hw.dequant import BitSerialDequant
@@ -148,7 +148,8 @@ def test_bit_serial_dequant_exact(digits: int) -> None:
 
 
 async def run_array_amaranth(ctx, dut, image, ready_pattern=None):
-    """Load buffers, start, collect outputs; return (out words, cycles start edge -> last transfer)."""
+    """Load buffers, start, collect outputs; return (out words, cycles start edge -> last transfer,
+    (psum_reads, psum_writes) at the end of the run)."""
     for wd in image.w_words:
         ctx.set(dut.w_in.payload.as_value(), wd)
         ctx.set(dut.w_in.valid, 1)
@@ -159,7 +160,8 @@ async def run_array_amaranth(ctx, dut, image, ready_pattern=None):
         ctx.set(dut.x_in.valid, 1)
         await ctx.tick()
     ctx.set(dut.x_in.valid, 0)
-    ctx.set(dut.cfg, {"m": image.m, "k_tiles": image.k_tiles, "n_tiles": image.n_tiles, "fmt": image.fmt})
+    ctx.set(dut.cfg, {"m": image.m, "k_tiles": image.k_tiles, "n_tiles": image.n_tiles, "fmt": image.fmt,
+                      "m_tile": image.m_tile})
     ctx.set(dut.start, 1)
     ctx.set(dut.out.ready, 1 if ready_pattern is None else ready_pattern(0))
     await ctx.tick()
@@ -173,7 +175,7 @@ async def run_array_amaranth(ctx, dut, image, ready_pattern=None):
             words.append(payload)
             last = edge
         if not busy:
-            return words, last
+            return words, last, (ctx.get(dut.psum_reads), ctx.get(dut.psum_writes))
         if ready_pattern is not None:
             ctx.set(dut.out.ready, ready_pattern(edge))
 
@@ -194,12 +196,51 @@ def test_array_tiled_matmul_exact_and_timed(mode: str) -> None:
         res.append(await run_array_amaranth(ctx, dut, stalled[0], lambda e: int(rng.random() < 0.5)))
 
     _run(dut, bench)
-    for (image, expected), (words, cycles) in zip(cases + [stalled], res):
+    for (image, expected), (words, cycles, _) in zip(cases + [stalled], res):
         y = unpack_outputs(cfg, image, words)
         bad = np.argwhere(y != expected)
         assert bad.size == 0, f"first mismatch at {tuple(bad[0])}: expected {expected[tuple(bad[0])]}, got {y[tuple(bad[0])]}"
-    for (image, _), (_, cycles) in zip(cases, res):
+    for (image, _), (_, cycles, psums) in zip(cases, res):
         assert cycles == expected_cycles(cfg, image)
+        assert psums == expected_psum_accesses(cfg, image)
+
+
+@pytest.mark.parametrize("elide", [False, True])
+def test_array_m_tiles_and_psum_elision(elide: bool) -> None:
+    """Several M tiles (ragged last one; M > out_depth) and partial-sum elision in Amaranth's simulator:
+    bit-exact, cycles = hwq.timing.layer_compute_cycles(m_tile=...), o_mem reads/writes =
+    hwq.timing.psum_row_accesses; a one-K-tile layer with elision never touches o_mem; a stalled
+    multi-M-tile run still matches."""
+    cfg = ArrayConfig(rows=2, cols=2, lanes=4, group_size=4, formats=(("bitmod", 4), ("int", 6)),
+                      x_depth=48, w_depth=32, out_depth=4, psum_elide=elide)
+    dut = PEArray(cfg)
+    cases = [random_layer(cfg, 7, 20, 3, 0, seed=61, m_tile=3),   # 3 M tiles (3, 3, 1), 3 K tiles, 2 N tiles
+             random_layer(cfg, 9, 12, 4, 1, seed=62, m_tile=4),   # INT6: 3 M tiles (4, 4, 1)
+             random_layer(cfg, 5, 8, 2, 0, seed=63, m_tile=2),    # one K tile
+             random_layer(cfg, 4, 16, 2, 0, seed=64)]             # one M tile (m_tile = M)
+    stalled = random_layer(cfg, 6, 16, 3, 0, seed=65, m_tile=4)
+    res = []
+
+    async def bench(ctx):
+        for image, _ in cases:
+            res.append(await run_array_amaranth(ctx, dut, image))
+        rng = np.random.default_rng(1)
+        res.append(await run_array_amaranth(ctx, dut, stalled[0], lambda e: int(rng.random() < 0.5)))
+
+    _run(dut, bench)
+    for i, ((image, expected), (words, cycles, psums)) in enumerate(zip(cases + [stalled], res)):
+        y = unpack_outputs(cfg, image, words)
+        bad = np.argwhere(y != expected)
+        assert bad.size == 0, f"case {i}: first mismatch at {tuple(bad[0])}: expected {expected[tuple(bad[0])]}, got {y[tuple(bad[0])]}"
+        assert psums == expected_psum_accesses(cfg, image), (i, psums)
+        if i < len(cases):
+            assert cycles == expected_cycles(cfg, image), (i, cycles, expected_cycles(cfg, image))
+    assert cases[0][0].m_tiles == 3 and cases[0][0].k_tiles == 3
+    assert res[2][2] == ((0, 0) if elide else (5, 5))  # one K tile
+    # more M tiles cost exactly one LOAD + drain per extra (n, m, k) step
+    from hwq.timing import tile_compute_cycles
+    img = cases[0][0]
+    assert res[0][1] == img.k_tiles * img.n_tiles * (2 * tile_compute_cycles(3, 2, 2, 2) + tile_compute_cycles(1, 2, 2, 2))
 
 
 # ---- FPGA fixed-point datapath --------------------------------------------------------------
@@ -274,3 +315,28 @@ def test_fixed_datapath_exact(khot) -> None:
     _run(dut, bench)
     for i, (ch, g) in enumerate(zip(chans, got)):
         assert g == ch["expected"], f"channel {i} {ch}: expected {ch['expected']}, got {g}"
+
+
+def test_array_config_reads_dataflow_and_accumulators(tmp_path) -> None:
+    """array_config_from_spec: psum_elide from dataflow.partial_sums; out_depth = accumulators.depth
+    in accumulate_in_array (the spec's first mode, or asked for); a spec without the fields keeps
+    the old array (read-modify-write, default depth)."""
+    import yaml
+
+    from hwq.hw.config import array_config_from_spec
+    from hwq.spec import load_spec
+
+    old = array_config_from_spec(load_spec("bitmod"))
+    assert not old.psum_elide and old.out_depth == ArrayConfig(rows=1, cols=1, lanes=1).out_depth
+    d = load_spec("bitmod").to_dict()
+    d["name"] = "acc"
+    d["dataflow"] = {"modes": ["accumulate_in_array", "output_buffer"], "partial_sums": "elide_first_last"}
+    d["accumulators"] = {"depth": 12, "access_bits": 32, "read_energy_pj": 1.0, "write_energy_pj": 1.0}
+    (tmp_path / "acc.yaml").write_text(yaml.safe_dump(d, sort_keys=False))
+    spec = load_spec(tmp_path / "acc.yaml")
+    cfg = array_config_from_spec(spec)
+    assert cfg.psum_elide and cfg.out_depth == 12
+    assert array_config_from_spec(spec, dataflow="output_buffer").out_depth == old.out_depth
+    assert array_config_from_spec(spec, out_depth=5).out_depth == 5
+    with pytest.raises(ValueError, match="accumulate_in_array"):
+        array_config_from_spec(load_spec("bitmod"), dataflow="accumulate_in_array")

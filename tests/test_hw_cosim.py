@@ -20,8 +20,8 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import Out
 
 from hwq.datatypes import DATATYPES, cycles_per_weight
-from hwq.hw.array_driver import expected_cycles, unpack_outputs
-from hwq.hw.array_sim import run_array_images
+from hwq.hw.array_driver import expected_cycles, expected_psum_accesses, unpack_outputs
+from hwq.hw.array_sim import simulate_array
 from hwq.hw.config import ArrayConfig
 from hwq.cosim import run_cocotb
 from hwq.hw.dequant import BitSerialDequant
@@ -126,20 +126,50 @@ def test_pe_dequant_fixed_cosim(simulator: str, tmp_path: Path) -> None:
 @pytest.mark.hw
 @pytest.mark.parametrize("simulator,mode", [(s, "bit_serial") for s in SIMULATORS] + [("icarus", "bit_parallel")])
 def test_array_tiled_matmul_cosim(simulator: str, mode: str, tmp_path: Path) -> None:
-    """2x2 array, 4 lanes: ragged K and N tiles, two weight formats (BitMoD mixture, 2 cycles per
-    weight bit-serial, and INT6, 3), cycles equal hwq.timing; a run with random output
-    back-pressure still matches. The bit-parallel array (1 cycle per weight) runs on Icarus too."""
+    """2x2 array, 4 lanes, read-modify-write partial sums: ragged K and N tiles, two weight formats
+    (BitMoD mixture, 2 cycles per weight bit-serial, and INT6, 3), one run in three M tiles; cycles
+    equal hwq.timing and o_mem row reads/writes equal hwq.timing.psum_row_accesses; a run with
+    random output back-pressure still matches. The bit-parallel array (1 cycle per weight) runs on
+    Icarus too."""
     cfg = ArrayConfig(rows=2, cols=2, lanes=4, group_size=4, formats=(("bitmod", 4), ("int", 6)),
                       mode=mode, bits_per_cycle=2 if mode == "bit_serial" else None,
-                      x_depth=32, w_depth=32, out_depth=8)
+                      x_depth=40, w_depth=32, out_depth=8)
     cases = [random_layer(cfg, 3, 20, 5, 0, seed=41), random_layer(cfg, 2, 12, 4, 1, seed=42),
+             random_layer(cfg, 11, 20, 3, 0, seed=44, m_tile=4),
              random_layer(cfg, 4, 8, 3, 0, seed=43)]
-    results = run_array_images(cfg, [img for img, _ in cases], simulator=simulator, build_dir=tmp_path,
-                               ready_prob=[None, None, 0.4])
-    for i, ((img, expected), (words, cycles)) in enumerate(zip(cases, results)):
-        y = unpack_outputs(cfg, img, words)
+    _check_array_runs(cfg, cases, simulator, tmp_path, ready_prob=[None, None, None, 0.4])
+
+
+@pytest.mark.hw
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_array_m_tiles_elided_psums_cosim(simulator: str, tmp_path: Path) -> None:
+    """The accumulate-in-array loop nest with elided partial sums: M = 10 rows in M tiles of 4
+    (4, 4, 2) through a 4-deep o_mem, 3 K tiles, 2 N tiles; a one-K-tile layer that must never touch
+    o_mem; a stalled multi-M-tile run. Bit-exact, cycles = hwq.timing.layer_compute_cycles(m_tile=4),
+    o_mem reads and writes = hwq.timing.psum_row_accesses(elide=True)."""
+    cfg = ArrayConfig(rows=2, cols=2, lanes=4, group_size=4, formats=(("bitmod", 4), ("int", 6)),
+                      x_depth=32, w_depth=32, out_depth=4, psum_elide=True)
+    cases = [random_layer(cfg, 10, 20, 3, 0, seed=71, m_tile=4), random_layer(cfg, 7, 12, 4, 1, seed=72, m_tile=3),
+             random_layer(cfg, 6, 8, 2, 0, seed=73, m_tile=4), random_layer(cfg, 9, 16, 3, 0, seed=74, m_tile=4)]
+    assert (cases[0][0].m_tiles, cases[0][0].k_tiles, cases[0][0].n_tiles) == (3, 3, 2)
+    runs = _check_array_runs(cfg, cases, simulator, tmp_path, ready_prob=[None, None, None, 0.5])
+    assert (runs[0].psum_reads, runs[0].psum_writes) == (2 * 10 * 2, 2 * 10 * 2)
+    assert (runs[2].psum_reads, runs[2].psum_writes) == (0, 0)  # one K tile: o_mem untouched
+
+
+def _check_array_runs(cfg, cases, simulator, tmp_path, *, ready_prob):
+    """Simulate ``cases`` (``(image, golden)``) in one build; outputs bit-exact and psum counts as
+    predicted for every run, cycles as predicted for the runs without back-pressure."""
+    runs = simulate_array(cfg, [img for img, _ in cases], simulator=simulator, build_dir=tmp_path,
+                          ready_prob=ready_prob)
+    for i, ((img, expected), run) in enumerate(zip(cases, runs)):
+        y = unpack_outputs(cfg, img, run.out_words)
         bad = np.argwhere(y != expected)
         assert bad.size == 0, (f"run {i}: first mismatch at (m, n)={tuple(bad[0])}: "
                                f"expected {expected[tuple(bad[0])]}, got {y[tuple(bad[0])]}")
-        if i < 2:
-            assert cycles == expected_cycles(cfg, img), f"run {i}: hwq.timing says {expected_cycles(cfg, img)}, RTL took {cycles}"
+        want = expected_psum_accesses(cfg, img)
+        assert (run.psum_reads, run.psum_writes) == want, f"run {i}: psum reads/writes {run.psum_reads, run.psum_writes}, hwq.timing says {want}"
+        if ready_prob[i] is None:
+            assert run.cycles == expected_cycles(cfg, img), \
+                f"run {i}: hwq.timing says {expected_cycles(cfg, img)}, RTL took {run.cycles}"
+    return runs

@@ -107,12 +107,12 @@ def test_sim_mismatch_exits_1_and_prints_first_mismatch(capsys: pytest.CaptureFi
     """A wrong RTL output (injected in place of the simulator) must give exit 1 and the first bad output."""
     import hwq.verify.rtl as rtl
 
-    def corrupted(tiles, spec, simulator, build_dir=None):
+    def corrupted(tiles, spec, simulator, build_dir=None, *, dataflow=None):
         out = []
         for t in tiles:
             y = t.expected()
             y[0, 1] += 3
-            out.append((y, -1))
+            out.append(rtl.TileRun(y, -1, 0, 0, t.m, 1))
         return out
 
     monkeypatch.setattr(rtl, "run_array_tiles", corrupted)
@@ -133,3 +133,44 @@ def test_sim_json_on_icarus(capsys: pytest.CaptureFixture[str], tmp_path: Path) 
     assert r["ok"] and r["mismatches"] == 0 and r["outputs_compared"] == r["tile"]["m"] * r["tile"]["n"] > 0
     assert r["measured_cycles"] == r["predicted_cycles"] > 0
     assert r["cost_model"]["compute_cycles"] == r["cost_model"]["timing_cycles"]
+
+
+def _tiny_accumulating_arch(path: Path) -> Path:
+    """:func:`_tiny_arch` with both dataflows, elided partial sums and 8-deep accumulators."""
+    import yaml
+
+    d = yaml.safe_load(_tiny_arch(path).read_text())
+    d["name"] = "bitmod_tiny_acc"
+    d["dataflow"] = {"modes": ["accumulate_in_array", "output_buffer"], "partial_sums": "elide_first_last"}
+    d["accumulators"] = {"depth": 8, "access_bits": 32, "read_energy_pj": 1.36, "write_energy_pj": 1.36}
+    path.write_text(yaml.safe_dump(d, sort_keys=False))
+    return path
+
+
+def test_sim_dataflow_the_arch_does_not_run(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = _run(capsys, "sim", "--arch", str(_tiny_arch(tmp_path / "a.yaml")), "--layer", MINILM_QUERY,
+                        "--dataflow", "accumulate_in_array", "--no-cost-model")
+    assert code == 2
+    _one_line_error(err, "accumulate_in_array")
+
+
+@pytest.mark.slow
+@pytest.mark.hw
+def test_sim_batch4_accumulate_in_array_on_icarus(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """The issue's command on a small array: `hwq sim --layer resnet50:layer2.0.conv2 --batch 4
+    --dataflow accumulate_in_array` runs several M tiles and K tiles, bit-exact, with measured cycles and
+    psum accesses equal to hwq.timing and the cost model's whole-layer cycles equal to hwq.timing."""
+    arch = _tiny_accumulating_arch(tmp_path / "acc.yaml")
+    code, out, err = _run(capsys, "sim", "--arch", str(arch), "--layer", "resnet50:layer2.0.conv2",
+                          "--batch", "4", "--dataflow", "accumulate_in_array", "--simulator", "icarus", "--json")
+    assert code == 0, err
+    r = json.loads(out)
+    assert r["ok"] and r["batch"] == 4 and r["dataflow"] == "accumulate_in_array" and r["psum_elide"]
+    assert r["mismatches"] == 0 and r["outputs_compared"] == r["tile"]["m"] * r["tile"]["n"] > 0
+    assert r["tiling"]["m_tiles"] >= 2 and r["tiling"]["k_tiles"] >= 2 and r["tiling"]["m_tile"] == 8
+    assert r["tile"]["m"] > 8 and r["tile"]["m"] % 4 == 0  # rows of all 4 images
+    assert r["measured_cycles"] == r["predicted_cycles"] > 0
+    assert r["psum_accesses"]["measured"] == r["psum_accesses"]["predicted"]
+    assert r["psum_accesses"]["measured"][0] > 0
+    assert r["cost_model"]["compute_cycles"] == r["cost_model"]["timing_cycles"]
+    assert r["cost_model"]["images"] == 4

@@ -31,9 +31,12 @@ def test_presets_load_and_round_trip(name):
         assert spec.supports(c.fmt, c.bits, c.act_bits)
 
 
-def test_default_preset_is_bitmod_with_hardware_fields():
+def test_default_preset_is_bitmod_edge_with_hardware_fields():
     spec = load_spec(None)
-    assert spec.name == "bitmod" and spec.family == "asic"
+    assert spec.name == "bitmod_edge" and spec.family == "asic" and spec.batch == 1
+    assert spec.dram.technology == "lpddr4" and spec.dataflow.elide_psums
+    spec = load_spec("bitmod")   # the BitMoD paper configuration
+    assert spec.dataflow.modes == ("output_buffer",) and not spec.dataflow.elide_psums
     assert (spec.array.rows, spec.array.cols, spec.array.lanes) == (32, 32, 4)
     assert spec.arithmetic.mode == "bit_serial" and spec.arithmetic.bits_per_cycle == 2
     assert 8 in spec.arithmetic.act_bits and spec.arithmetic.group_size == 128
@@ -65,7 +68,7 @@ def test_enum_error_lists_allowed_values():
 
 def test_missing_and_unknown_fields():
     d = _base()
-    del d["dram"]["energy_pj_per_bit"]
+    d["dram"] = {"bandwidth_gb_per_s": 32}          # no technology: both figures are required
     assert _err(d).startswith("dram.energy_pj_per_bit: missing")
     d = _base()
     d["buffers"]["weight"]["size"] = 3

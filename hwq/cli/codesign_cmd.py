@@ -14,6 +14,7 @@ import os
 import sys
 from pathlib import Path
 
+from hwq.cli.validate import path_arg
 from hwq.errors import UsageError
 
 HELP = "co-design: sweep accelerator variants x precision plans under a budget; Pareto set, chosen design, RTL"
@@ -24,8 +25,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget", required=True, help="energy budget per inference, e.g. 2mJ, 500uJ")
     parser.add_argument("--space", default="default",
                         help="design space: a YAML path, a shipped space name, or 'default' (bitmod_small)")
-    parser.add_argument("--out", type=Path, default=None,
+    parser.add_argument("--out", type=path_arg, default=None,
                         help="output folder (default: codesign_out/MODEL_BUDGET_SPACE); a rerun resumes there")
+    parser.add_argument("--batch", type=int, default=None, metavar="N",
+                        help="images per weight load for every design point and preset (default: the base "
+                             "spec's batch, or the space's batch axis); energy is per image, latency per batch")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
     parser.add_argument("--sensitivity", choices=("hessian", "kl"), default="hessian",
                         help="layer sensitivity method (default: hessian, HAWQ-V3)")
@@ -59,19 +63,21 @@ def _print_text(result, artifacts) -> None:  # noqa: ANN001
     t = Table(title=f"hwq codesign {result.model} @ {result.budget_pj * 1e-9:g} mJ, space {result.space.name}: "
                     f"Pareto set ({len(result.front)} of {len(recs)} points, "
                     f"{sum(bool(r.get('feasible')) for r in recs)} within budget)")
-    for col in ("", "#", "design", "energy mJ", "latency ms", f"hw ({unit})", "sensitivity"):
+    for col in ("", "#", "design", "batch", "energy mJ/image", "latency ms/batch", f"hw ({unit})", "sensitivity"):
         t.add_column(col, justify="right" if col not in ("", "design") else "left",
                      overflow="fold" if col == "design" else "ellipsis")
     for i in result.front:
         r = recs[i]
-        t.add_row("*" if i == result.chosen else "", str(r["index"]), r["label"], f"{r['energy_pj'] * 1e-9:.4g}",
+        t.add_row("*" if i == result.chosen else "", str(r["index"]), r["label"], str(r.get("batch", 1)),
+                  f"{r['energy_pj'] * 1e-9:.4g}",
                   f"{r['latency_us'] * 1e-3:.4g}", f"{r['hw_cost']:.4g}", f"{r['sensitivity']:.4g}")
     console.print(t)
     console.print(f"choice rule: {CHOICE_RULE}")
+    console.print("energy is per image, latency per batch (batch = images per weight load)")
     for p in result.presets:
         if p.get("feasible"):
-            console.print(f"preset {p['label']}: energy {p['energy_pj'] * 1e-9:.4g} mJ, latency "
-                          f"{p['latency_us'] * 1e-3:.4g} ms, hw {p['hw_cost']:.4g} {unit}, sensitivity "
+            console.print(f"preset {p['label']} (batch {p.get('batch', 1)}): energy {p['energy_pj'] * 1e-9:.4g} "
+                          f"mJ/image, latency {p['latency_us'] * 1e-3:.4g} ms/batch, hw {p['hw_cost']:.4g} {unit}, sensitivity "
                           f"{p['sensitivity']:.4g}")
         else:
             console.print(f"preset {p['label']}: infeasible ({p.get('reason', '')})")
@@ -80,7 +86,10 @@ def _print_text(result, artifacts) -> None:  # noqa: ANN001
         console.print("[bold red]no design point meets the budget[/]")
         return
     c = recs[result.chosen]
-    console.print(f"[bold]chosen[/]: point {c['index']} {c['label']} ({c['spec_name']})")
+    console.print(f"[bold]chosen[/]: point {c['index']} {c['label']} ({c['spec_name']}): "
+                  f"{c['energy_pj'] * 1e-9:.4g} mJ/image, {c['latency_us'] * 1e-3:.4g} ms per batch of "
+                  f"{c.get('batch', 1)}; dataflow {'+'.join(c.get('dataflow') or ['output_buffer'])}, partial sums "
+                  f"{c.get('partial_sums')}, DRAM {c.get('dram_technology')}")
     if imp:
         console.print(f"vs best preset {result.presets[result.best_preset]['label']}: sensitivity "
                       f"{imp['sensitivity_ratio']:.3g}x, energy {imp['energy_ratio']:.3g}x, "
@@ -97,16 +106,29 @@ def _print_text(result, artifacts) -> None:  # noqa: ANN001
         s = artifacts.get("sim")
         if s:
             what = f" ({s['sim_cols']}-column slice)" if s["sliced"] else ""
-            console.print(f"co-simulation{what} {s['layer']} ({s['precision']}) on {s['simulator']}: "
+            console.print(f"co-simulation{what} {s['layer']} ({s['precision']}, {s.get('dataflow')}, batch "
+                          f"{s.get('batch', 1)}) on {s['simulator']}: "
                           f"{s['outputs_compared'] - s['mismatches']}/{s['outputs_compared']} outputs bit-exact, "
                           f"cycles predicted {s['predicted_cycles']} measured {s['measured_cycles']}: "
                           f"{'OK' if s['ok'] else 'FAILED'}")
     console.print(f"results {result.out_dir} (results.jsonl, summary.json, pareto.png)")
 
 
+def _check_sim_layer(recipe, name: str) -> None:
+    """``--sim-layer`` must be a Conv/Linear module with weights: checked before the sweep."""
+    import torch
+
+    modules = dict(recipe.build().named_modules())
+    layers = [n for n, m in modules.items() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))
+              and getattr(m, "weight", None) is not None]
+    if name not in layers:
+        raise UsageError(f"--sim-layer {name!r} is not a weight layer of {recipe.name}; e.g. "
+                         f"{', '.join(layers[:3])}")
+
+
 def run(args: argparse.Namespace) -> int:
+    from hwq.cli import validate as v
     from hwq.codesign.driver import SUMMARY_FILE, run_codesign, write_json
-    from hwq.codesign.space import load_space
     from hwq.search.units import parse_energy
 
     budget_pj = parse_energy(args.budget) * 1e12
@@ -114,12 +136,27 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
     if args.calib_samples is not None and args.calib_samples < 1:
         raise UsageError(f"--calib-samples must be >= 1, got {args.calib_samples}")
-    space = load_space(args.space)
-    out = args.out or Path("codesign_out") / f"{args.model}_{args.budget.replace(' ', '')}_{space.name}"
+    v.int_at_least(args.batch, "--batch", 1)
+    recipe = v.model(args.model)
+    space = v.space(args.space)
+    if args.batch is not None:
+        from hwq.codesign.space import base_spec
+
+        base_spec(space, args.batch)  # a space with a batch axis and --batch: exit 2 before any work
+    from models.resolve import slug
+
+    out = args.out or Path("codesign_out") / f"{slug(args.model)}_{args.budget.replace(' ', '')}_{space.name}"
+    v.output_dir(out, "--out", "codesign")
+    v.cache_dir()
+    if args.sim_layer is not None:
+        if args.no_hw:
+            raise UsageError("--sim-layer names the layer to co-simulate, but --no-hw skips the co-simulation")
+        _check_sim_layer(recipe, args.sim_layer)
     progress = not args.json and sys.stderr.isatty()
     result = run_codesign(args.model, space, budget_pj, out, jobs=args.jobs, method=args.sensitivity,
                           solver=args.solver, progress=progress, calibration_samples=args.calib_samples,
-                          keep_first_last_8bit=args.keep_first_last_8bit, tie_residual=args.tie_residual)
+                          keep_first_last_8bit=args.keep_first_last_8bit, tie_residual=args.tie_residual,
+                          batch=args.batch)
     from hwq.codesign.plot import plot_pareto
 
     plot_pareto(result.records, result.front, result.chosen, result.presets, out / "pareto.png",

@@ -6,7 +6,6 @@ import argparse
 import json
 import math
 import sys
-from pathlib import Path
 from typing import Any
 
 from hwq.atomic import atomic_path
@@ -23,49 +22,67 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="dequantized float32 tensors (original names) plus <name>.codes/.scales/.row_scale/.selectors")
     p.add_argument("--format", required=True, metavar="F", help=f"one of {', '.join(_GROUP_FORMATS)}, fixed")
     p.add_argument("--bits", type=int, metavar="B", help="weight bits (group formats)")
-    p.add_argument("--group-size", type=int, default=128, metavar="G",
+    p.add_argument("--group-size", type=int, default=None, metavar="G",
                    help="weights per group along each row (0: one group per row; default 128; mx: 32)")
     fx = p.add_argument_group("--format fixed (ap_fixed<W, I, Q, O>, elementwise)")
     fx.add_argument("--width", type=int, metavar="W", help="total bits")
     fx.add_argument("--int-bits", type=int, metavar="I", help="integer bits including the sign")
-    fx.add_argument("--rounding", default="TRN", help="TRN (default), TRN_ZERO, RND, RND_ZERO, RND_MIN_INF, RND_INF, RND_CONV")
-    fx.add_argument("--overflow", default="WRAP", help="WRAP (default), SAT, SAT_ZERO, SAT_SYM, WRAP_SM")
+    fx.add_argument("--rounding", default=None, help="TRN (default), TRN_ZERO, RND, RND_ZERO, RND_MIN_INF, RND_INF, RND_CONV")
+    fx.add_argument("--overflow", default=None, help="WRAP (default), SAT, SAT_ZERO, SAT_SYM, WRAP_SM")
     fx.add_argument("--unsigned", action="store_true", help="ap_ufixed")
     p.add_argument("--json", action="store_true", help="print the per-tensor table as JSON")
 
 
 def _load(path: str) -> dict[str, Any]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from hwq.cli.validate import finite_tensors, safetensors_input
 
-    if not Path(path).is_file():
-        raise UsageError(f"input file {path!r} does not exist; pass an existing .safetensors file")
-    try:
-        return load_file(path)
-    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise UsageError(f"{path!r} is not a readable safetensors file ({first}); pass a .safetensors file") from err
+    tensors = safetensors_input(path, "input")
+    finite_tensors(tensors, f"input {path!r}")
+    return tensors
+
+
+def _reject_other_flags(args: argparse.Namespace) -> None:
+    """Flags of the other kind of format are errors, not silently ignored."""
+    if args.format == "fixed":
+        given = [f for f, val in (("--bits", args.bits), ("--group-size", args.group_size)) if val is not None]
+        if given:
+            raise UsageError(f"{' and '.join(given)} do not apply to --format fixed (elementwise ap_fixed); "
+                             f"use --width and --int-bits")
+        return
+    given = [f for f, val in (("--width", args.width), ("--int-bits", args.int_bits), ("--rounding", args.rounding),
+                              ("--overflow", args.overflow), ("--unsigned", args.unsigned or None)) if val is not None]
+    if given:
+        raise UsageError(f"{', '.join(given)} only apply to --format fixed; drop them for --format {args.format}")
+    if args.format == "mx" and args.group_size is not None:
+        from hwq.datatypes import MX_BLOCK
+
+        if args.group_size != MX_BLOCK:
+            raise UsageError(f"--group-size {args.group_size} does not apply to --format mx (its block is "
+                             f"{MX_BLOCK} weights by definition); drop it")
 
 
 def _check_format(args: argparse.Namespace) -> Any:
     from hwq.datatypes import FORMAT_BITS, FixedFormat, resolve
 
+    if args.format != "fixed" and args.format not in FORMAT_BITS:
+        raise UsageError(f"unknown format {args.format!r}; choose one of {', '.join(_GROUP_FORMATS)}, fixed")
+    _reject_other_flags(args)
     if args.format == "fixed":
         if args.width is None or args.int_bits is None:
             raise UsageError("--format fixed needs --width W and --int-bits I")
         try:
-            return FixedFormat(args.width, args.int_bits, signed=not args.unsigned, rounding=args.rounding,
-                               overflow=args.overflow)
+            return FixedFormat(args.width, args.int_bits, signed=not args.unsigned, rounding=args.rounding or "TRN",
+                               overflow=args.overflow or "WRAP")
         except ValueError as err:
             raise UsageError(str(err)) from err
-    if args.format not in FORMAT_BITS:
-        raise UsageError(f"unknown format {args.format!r}; choose one of {', '.join(_GROUP_FORMATS)}, fixed")
     if args.bits is None:
         raise UsageError(f"--format {args.format} needs --bits (one of {', '.join(map(str, FORMAT_BITS[args.format]))})")
     try:
         resolve(args.format, args.bits)
     except ValueError as err:
         raise UsageError(str(err)) from err
+    if args.group_size is None:
+        args.group_size = 128
     if args.group_size < 0:
         raise UsageError(f"--group-size must be >= 0 (0: one group per row), got {args.group_size}")
     return None
@@ -119,9 +136,9 @@ def _quantize_all(tensors: dict[str, Any], args: argparse.Namespace, fixed: Any)
 def _save_atomic(tensors: dict[str, Any], path: str) -> None:
     from safetensors.torch import save_file
 
-    dest = Path(path).resolve()
-    if not dest.parent.is_dir():
-        raise UsageError(f"output folder {str(dest.parent)!r} does not exist; create it or choose another -o")
+    from hwq.cli.validate import output_file
+
+    dest = output_file(path, "-o")
     with atomic_path(dest, suffix=".safetensors.tmp") as tmp:
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
 
@@ -140,7 +157,10 @@ def _print_table(rows: list[dict], title: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from hwq.cli.validate import output_file
+
     fixed = _check_format(args)
+    output_file(args.output, "-o")  # before the (slow) quantization
     tensors = _load(args.input)
     out, rows = _quantize_all(tensors, args, fixed)
     _save_atomic(out, args.output)

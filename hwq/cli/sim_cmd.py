@@ -8,22 +8,40 @@ import sys
 import tempfile
 from pathlib import Path
 
+from hwq.cli.validate import path_arg
 from hwq.errors import UsageError
 
-HELP = "co-simulate a real layer's tile on the array RTL: bit-exact vs the golden model, cycles vs the cost model"
+HELP = ("co-simulate a real layer (whole, or a tile) or a whole network on the array RTL: bit-exact vs the golden "
+        "model, cycles vs the cost model")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arch", default="bitmod", help="accelerator preset name or spec YAML path (default: bitmod)")
-    parser.add_argument("--layer", required=True, metavar="MODEL:LAYER",
+    parser.add_argument("--layer", default=None, metavar="MODEL:LAYER",
                         help="model name and module qualified name, e.g. resnet50:layer2.0.conv2")
-    parser.add_argument("--plan", type=Path, default=None,
+    parser.add_argument("--network", default=None, metavar="MODEL",
+                        help="run a whole network on the RTL instead of one layer (supported: digits_cnn): every "
+                             "GEMM on the array, element-wise ops in the golden model, all test images")
+    parser.add_argument("--scope", choices=("auto", "layer", "tile"), default="auto",
+                        help="what --layer co-simulates: 'layer' = every output of the whole layer (streaming "
+                             "testbench, no Python in the loop), 'tile' = a tile under cocotb; auto (default): "
+                             "the whole layer on Verilator, the tile on Icarus or when --rows is given")
+    parser.add_argument("--images", type=int, default=None, metavar="N",
+                        help="with --network: classify only the first N test images (default: all)")
+    parser.add_argument("--report", type=Path, default=None, metavar="FILE",
+                        help="with --network: write the Markdown report (RTL vs fake-quant accuracy) to FILE")
+    parser.add_argument("--plan", type=path_arg, default=None,
                         help="plan.json from `hwq explore`: take the layer's precision from it "
                              "(default: the arch's first weight format at its widest activation bits)")
     parser.add_argument("--simulator", choices=("icarus", "verilator"), default="icarus")
-    parser.add_argument("--rows", type=int, default=4, metavar="M",
-                        help="activation rows (pixels/tokens) streamed through the tile (default: 4)")
-    parser.add_argument("--build-dir", type=Path, default=None,
+    parser.add_argument("--rows", type=int, default=None, metavar="M",
+                        help="activation rows (pixels/tokens) of each image in the tile (default: 4; with "
+                             "accumulate_in_array enough that the batch's rows fill 1.5 accumulator depths)")
+    parser.add_argument("--batch", type=int, default=None, metavar="N",
+                        help="images whose rows make the tile; one weight load serves all N (default: the spec's batch)")
+    parser.add_argument("--dataflow", choices=("output_buffer", "accumulate_in_array"), default=None,
+                        help="loop nest the array runs (default: the spec's first dataflow mode)")
+    parser.add_argument("--build-dir", type=path_arg, default=None,
                         help="keep the generated Verilog and simulator build here (default: a temporary folder)")
     parser.add_argument("--no-cost-model", action="store_true",
                         help="skip the whole-layer hwq.cost.evaluate vs hwq.timing cross-check")
@@ -37,17 +55,27 @@ def _print_text(r) -> None:  # noqa: ANN001 - LayerCheckResult
     print(f"arch       {r.arch}: {a['rows']}x{a['cols']} PEs x {a['lanes']} lanes, "
           f"{a['bits_per_cycle'] or 'bit-parallel'} bits/cycle, {a['term_slots']} term slots")
     print(f"tile       m={t['m']} k={t['k']} n={t['n']} of layer GEMM "
-          f"m={r.layer_gemm['m']} k={r.layer_gemm['k']} n={r.layer_gemm['n']}")
+          f"m={r.layer_gemm['m']} k={r.layer_gemm['k']} n={r.layer_gemm['n']} (batch {r.batch})")
+    if r.tiling:
+        g = r.tiling
+        print(f"dataflow   {r.dataflow}: {g['m_tiles']} M tile(s) of {g['m_tile']} rows x {g['k_tiles']} K tiles x "
+              f"{g['n_tiles']} N tiles, partial sums {'elided first/last' if r.psum_elide else 'read-modify-write'}")
     print(f"outputs    {verdict}: {r.outputs_compared - r.mismatches}/{r.outputs_compared} bit-exact "
           f"on {r.simulator}")
     if r.first_mismatch is not None:
         print(f"first mismatch: {r.first_mismatch}")
     print(f"cycles     predicted {r.predicted_cycles}, measured {r.measured_cycles}: "
           f"{'MATCH' if r.cycles_match else 'MISMATCH'}")
+    if r.psum_accesses:
+        (pr, pw), (mr, mw) = r.psum_accesses["predicted"], r.psum_accesses["measured"]
+        print(f"psums      o_mem row reads/writes predicted {pr}/{pw} (hwq.timing), measured {mr}/{mw}: "
+              f"{'MATCH' if r.psums_match else 'MISMATCH'}")
     if r.cost_model:
         c = r.cost_model
         if "compute_cycles" in c:
-            print(f"cost model whole layer ({c['groups'] * c['batch']} GEMM(s), M tiles of {c['m_tile_rows']} rows): "
+            mapping = f", mapping {c['mapping']}" if c.get("mapping") else ""
+            print(f"cost model whole layer at batch {c.get('images', 1)} ({c['groups'] * c['batch']} GEMM(s), "
+                  f"M tiles of {c['m_tile_rows']} rows{mapping}): "
                   f"compute cycles {c['compute_cycles']} (hwq.cost.evaluate) vs {c['timing_cycles']} "
                   f"(hwq.timing): {'MATCH' if r.cost_model_match else 'MISMATCH'}")
         else:
@@ -55,13 +83,40 @@ def _print_text(r) -> None:  # noqa: ANN001 - LayerCheckResult
 
 
 def run(args: argparse.Namespace) -> int:
+    from hwq.cli import validate as v
     from hwq.verify.check import check_layer
 
-    if args.rows < 1:
+    if (args.layer is None) == (args.network is None):
+        raise UsageError("give exactly one of --layer MODEL:LAYER and --network MODEL")
+    v.spec(args.arch)  # shared input checks (hwq/cli/validate.py), before any model or simulator work
+    if args.plan is not None:
+        v.plan_file(args.plan, "--plan")
+    if args.build_dir is not None:
+        v.work_dir(args.build_dir, "--build-dir")
+    if getattr(args, "report", None) is not None:
+        v.output_file(args.report, "--report")
+    if args.network is not None:
+        from hwq.cli.sim_network import run_network
+
+        return run_network(args)
+    scope = args.scope
+    if scope == "auto":
+        scope = "layer" if args.simulator == "verilator" and args.rows is None else "tile"
+    if args.rows is not None and args.rows < 1:
         raise UsageError(f"--rows must be >= 1, got {args.rows}")
+    if args.batch is not None and args.batch < 1:
+        raise UsageError(f"--batch must be >= 1, got {args.batch}")
+    from hwq.verify.capture import parse_layer_ref
+
+    v.model(parse_layer_ref(args.layer).model)
+    if scope == "layer":
+        from hwq.cli.sim_network import run_whole_layer
+
+        return run_whole_layer(args, _print_text)
     with tempfile.TemporaryDirectory(prefix="hwq_sim_") as tmp:
         build = args.build_dir or Path(tmp) / f"build_{args.simulator}"
         result = check_layer(args.layer, args.arch, plan=args.plan, simulator=args.simulator, m_rows=args.rows,
+                             batch=args.batch, dataflow=args.dataflow,
                              build_dir=build, with_cost_model=not args.no_cost_model)
     if args.json:
         json.dump(result.to_dict(), sys.stdout, indent=2)

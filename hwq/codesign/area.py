@@ -3,6 +3,7 @@
 ASIC family (28 nm), area in µm²::
 
     area = PEs * pe_area_um2 + sum over buffers (capacity_kib * SRAM_UM2_PER_KIB)
+           + accumulator bits (cols * depth * access_bits) / 8192 * SRAM_UM2_PER_KIB
 
 * ``pe_area_um2``: the BitMoD PE (4-lane bit-serial dot product consuming 2 weight bits per
   cycle) is 1507.7 µm² at 28 nm, the FP16 PE 1968.7 µm² (BitMoD, HPCA 2025; DESIGN.md
@@ -13,6 +14,9 @@ ASIC family (28 nm), area in µm²::
 * SRAM: 6T bit cell of TSMC 28 nm HP, 0.16 µm², as measured by Chipworks ("A review of
   TSMC 28 nm process technology", 2012), divided by an array efficiency of 0.7 (sense
   amplifiers, decoders: 60-80 % is typical; 0.7 is our assumption) -> 1872.5 µm² per KiB.
+* Accumulator register files (``accumulate_in_array`` dataflow): the bits they hold at the
+  SRAM density (a lower bound: a register file is less dense; our assumption). Counted in
+  ``sram_um2``.
 
 The FPGA family's cost comes from Yosys synthesis instead (:mod:`hwq.codesign.fpga_cost`).
 """
@@ -66,4 +70,7 @@ def asic_area(spec) -> AsicArea:
     """Area estimate of ``spec`` (an :class:`hwq.spec.AcceleratorSpec` of family asic)."""
     pe = pe_area_um2(spec.arithmetic.mode, spec.array.lanes, spec.arithmetic.bits_per_cycle)
     sram = sum(b.capacity_kib for b in spec.buffers.values()) * SRAM_UM2_PER_KIB
+    acc = getattr(spec, "accumulators", None)
+    if acc is not None and "accumulate_in_array" in getattr(spec.dataflow, "modes", ()):
+        sram += spec.array.cols * acc.depth * acc.access_bits / (1024 * 8) * SRAM_UM2_PER_KIB
     return AsicArea(pe, pe * spec.array.rows * spec.array.cols, sram)

@@ -7,7 +7,10 @@
 * ``rtl/``        -- ``hwq rtl`` of the chosen spec (:func:`hwq.hw.presets.write_rtl`);
 * ``synth.json``  -- Yosys synthesis of the array (:func:`hwq.hw.synth.synthesize`, Xilinx cells);
 * ``sim.json``    -- the layer-level co-simulation of one layer (:func:`hwq.verify.check.check_layer`):
-  outputs bit-exact against the golden model, cycles equal to ``hwq.timing``'s.
+  outputs bit-exact against the golden model, cycles equal to ``hwq.timing``'s. It runs the
+  design's batch (``spec.batch`` images per weight load) and the dataflow the cost model's mapper
+  picks for that layer at its planned precision (:func:`plan_layer_dataflows`); by default the layer
+  is the smallest one the mapper runs in the design's first dataflow mode.
 
 RTL simulation and synthesis time grow with the array (the 4096-lane ``bitmod`` preset takes
 minutes to generate and to simulate on Icarus), so an array above ``max_lanes`` MAC lanes is
@@ -26,9 +29,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from hwq.codesign.driver import write_json
+from hwq.errors import UsageError
 
 #: Largest array (MAC lanes = rows x cols x lanes) synthesised and co-simulated whole.
 SIM_MAX_LANES = 512
+#: Layers tried for the co-simulation before giving up (layers the array cannot run are skipped).
+MAX_SIM_TRIES = 8
 
 
 def plan_dict(spec, layer_names: Sequence[str], plan_labels: Sequence[str]) -> dict[str, Any]:
@@ -48,17 +54,40 @@ def _atomic_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def pick_sim_layer(workload, layer_names: Sequence[str], requested: str | None = None) -> str:
-    """The layer to co-simulate: ``requested`` if given, else the planned layer with the fewest weights."""
+def sim_layer_candidates(workload, layer_names: Sequence[str], requested: str | None = None,
+                         prefer: Sequence[str] | None = None) -> list[str]:
+    """Layers to try for the co-simulation, best first: ``requested`` alone if given, else the layers
+    of ``prefer`` by fewest weights, then the other planned layers by fewest weights."""
     if requested:
         if requested not in layer_names:
             from hwq.errors import UsageError
 
             raise UsageError(f"--sim-layer {requested!r} is not a weight layer of the model; e.g. "
                              f"{', '.join(layer_names[:3])}")
-        return requested
+        return [requested]
     by_name = {l.name: l for l in workload.layers}
-    return min(layer_names, key=lambda n: (by_name[n].weights, layer_names.index(n)))
+    pref = set(prefer or ())
+    return sorted(layer_names, key=lambda n: (n not in pref, by_name[n].weights, layer_names.index(n)))
+
+
+def pick_sim_layer(workload, layer_names: Sequence[str], requested: str | None = None,
+                   prefer: Sequence[str] | None = None) -> str:
+    """The layer to co-simulate: ``requested`` if given, else the planned layer with the fewest weights
+    among ``prefer`` (when it names any), else among all planned layers."""
+    return sim_layer_candidates(workload, layer_names, requested, prefer)[0]
+
+
+def plan_layer_dataflows(workload, spec, layer_names: Sequence[str], plan_labels: Sequence[str]) -> dict[str, str]:
+    """Layer name -> the dataflow the cost model's mapper picks for it at its planned choice on ``spec``
+    (at ``spec.batch``)."""
+    from hwq.cost import _dataflow_of, evaluate_plan
+
+    by_label = {str(c): c for c in spec.choices()}
+    rows = {l.name: i for i, l in enumerate(workload.layers)}
+    names = [n for n in layer_names if n in rows]
+    table, cols = evaluate_plan(workload, spec, [by_label[plan_labels[list(layer_names).index(n)]] for n in names],
+                                batch=spec.batch)
+    return {n: _dataflow_of(table.mapping_names[int(table.mapping[rows[n], c])]) for n, c in zip(names, cols)}
 
 
 def slice_spec(spec, max_lanes: int = SIM_MAX_LANES):
@@ -115,8 +144,22 @@ def write_chosen(out_dir: Path, model_name: str, spec, workload, layer_names: Se
                                **rep["resources"]}
             digest["synth_report"] = str(rel / "synth.json")
         if sim:
-            layer = pick_sim_layer(workload, layer_names, sim_layer)
-            s = _cosim(model_name, layer, hw_path, tmp / "plan.json", simulator)
+            # the layer exercises the design's first dataflow where the mapper uses it (the new hardware)
+            flows = plan_layer_dataflows(workload, spec, layer_names, plan_labels)
+            # (a layer the array cannot run, e.g. a K the lanes do not divide, is skipped: the next one is tried)
+            candidates = sim_layer_candidates(workload, layer_names, sim_layer,
+                                              prefer=[n for n, f in flows.items() if f == spec.dataflow.modes[0]])
+            skipped: list[dict[str, str]] = []
+            for i, layer in enumerate(candidates[:MAX_SIM_TRIES]):
+                try:
+                    s = _cosim(model_name, layer, hw_path, tmp / "plan.json", simulator, batch=spec.batch,
+                               dataflow=flows[layer])
+                    break
+                except UsageError as err:
+                    if sim_layer or i == min(len(candidates), MAX_SIM_TRIES) - 1 or "cannot run" not in str(err):
+                        raise
+                    skipped.append({"layer": layer, "reason": str(err)})
+            s["skipped_layers"] = skipped
             s.update(sliced=hw is not spec, sim_cols=hw.array.cols, design_cols=spec.array.cols)
             write_json(tmp / "sim.json", s)
             digest["sim"] = s
@@ -130,13 +173,15 @@ def write_chosen(out_dir: Path, model_name: str, spec, workload, layer_names: Se
     return digest
 
 
-def _cosim(model_name: str, layer: str, arch: Path, plan: Path, simulator: str) -> dict[str, Any]:
-    """Co-simulate one tile of ``layer`` on ``arch``'s array RTL; the :class:`LayerCheckResult` as a dict."""
+def _cosim(model_name: str, layer: str, arch: Path, plan: Path, simulator: str, *, batch: int = 1,
+           dataflow: str | None = None) -> dict[str, Any]:
+    """Co-simulate one tile of ``layer`` on ``arch``'s array RTL (``batch`` images, ``dataflow``); the
+    :class:`LayerCheckResult` as a dict."""
     from hwq.verify.check import check_layer
 
     with tempfile.TemporaryDirectory(prefix="hwq_codesign_sim_") as build:
         res = check_layer(f"{model_name}:{layer}", arch, plan=plan, simulator=simulator,
-                          build_dir=Path(build) / simulator)
+                          build_dir=Path(build) / simulator, batch=batch, dataflow=dataflow)
     d = json.loads(json.dumps(res.to_dict(), default=str))
     d["arch_file"], d["plan"] = arch.name, plan.name  # relative: the temp folder becomes chosen/
     if str(d.get("precision_source", "")).startswith("plan "):

@@ -19,7 +19,7 @@ import numpy as np
 
 from hwq.codesign.pareto import CHOICE_RULE, choose, pareto_front
 from hwq.codesign.runner import run_points
-from hwq.codesign.space import DesignSpace, expand
+from hwq.codesign.space import DesignSpace, base_spec, expand
 from hwq.codesign.sweep import (SweepInputs, device_overflow_reason, evaluate_point, fits_device, hardware_cost,
                                 init_worker, solve_spec)
 from hwq.errors import UnsatisfiableError
@@ -79,7 +79,7 @@ class CodesignResult:
             "best_preset": None if self.best_preset is None else self.presets[self.best_preset]["label"],
             "improvement_over_best_preset": self.improvement(),
             "sensitivity_method": self.sensitivity_method, "sensitivity_seconds": self.sensitivity_seconds,
-            "sweep_seconds": self.sweep_seconds, **self.extra,
+            "sweep_seconds": self.sweep_seconds, "energy_per": "image", "latency_per": "batch", **self.extra,
         }
 
 
@@ -116,7 +116,7 @@ def model_inputs(model_name: str, calibration_samples: int | None = None):
 def prepare_inputs(model_name: str, space: DesignSpace, specs: Sequence[Any], budget_pj: float, *,
                    method: str = "hessian", solver: str = "cbc", progress: bool = True,
                    calibration_samples: int | None = None, keep_first_last_8bit: bool = False,
-                   tie_residual: bool = False) -> tuple[SweepInputs, float]:
+                   tie_residual: bool = False, batch: int | None = None) -> tuple[SweepInputs, float]:
     """Sensitivity of the model for every choice any of ``specs`` supports (computed once; cached on disk)."""
     from hwq.errors import UsageError
     from hwq.search.problem import residual_tie_groups, weight_layer_names
@@ -136,7 +136,7 @@ def prepare_inputs(model_name: str, space: DesignSpace, specs: Sequence[Any], bu
     values = np.where(sens.allowed, np.nan_to_num(sens.values, nan=0.0), 0.0)
     ties = residual_tie_groups(workload, names) if tie_residual else []
     inputs = SweepInputs(
-        space_name=space.name, base_dict=_base_dict(space), workload=workload, weight_layers=names,
+        space_name=space.name, base_dict=base_spec(space, batch).to_dict(), workload=workload, weight_layers=names,
         sensitivity={lab: values[:, i] for i, lab in enumerate(labels)},
         allowed={lab: sens.allowed[:, i] for i, lab in enumerate(labels)},
         budget_pj=budget_pj, tie_groups=ties, keep_first_last_8bit=keep_first_last_8bit, solver=solver,
@@ -150,27 +150,27 @@ def prepare_inputs(model_name: str, space: DesignSpace, specs: Sequence[Any], bu
     return inputs, seconds
 
 
-def _base_dict(space: DesignSpace) -> dict[str, Any]:
-    from hwq.spec import load_spec
+def family_presets(family: str, batch: int | None = None) -> list[Any]:
+    """Every shipped preset spec of ``family`` (the fixed designs a co-design result is compared with),
+    at ``batch`` images when given (``--batch``), else at each preset's own batch."""
+    import dataclasses
 
-    return load_spec(space.base).to_dict()
-
-
-def family_presets(family: str) -> list[Any]:
-    """Every shipped preset spec of ``family`` (the fixed designs a co-design result is compared with)."""
     from hwq.spec import PRESETS, load_spec
 
     out = []
     for name in PRESETS:
         spec = load_spec(name)
         if spec.family == family:
-            out.append(spec)
+            out.append(spec if batch is None else dataclasses.replace(spec, batch=batch))
     return out
 
 
 def evaluate_fixed(spec, inputs: SweepInputs) -> dict[str, Any]:
     """One fixed accelerator under the budget: the same record fields as a design point."""
-    rec: dict[str, Any] = {"label": spec.name, "spec_name": spec.name, **hardware_cost(spec, inputs.cache_dir)}
+    from hwq.codesign.sweep import design_fields
+
+    rec: dict[str, Any] = {"label": spec.name, "spec_name": spec.name, **design_fields(spec),
+                           **hardware_cost(spec, inputs.cache_dir)}
     if not fits_device(rec):
         return {**rec, "feasible": False, "reason": device_overflow_reason(rec)}
     try:
@@ -183,14 +183,17 @@ def evaluate_fixed(spec, inputs: SweepInputs) -> dict[str, Any]:
 def run_codesign(model_name: str, space: DesignSpace, budget_pj: float, out_dir: Path, *, jobs: int = 1,
                  method: str = "hessian", solver: str = "cbc", progress: bool = True,
                  calibration_samples: int | None = None, keep_first_last_8bit: bool = False,
-                 tie_residual: bool = False) -> CodesignResult:
-    """Sweep ``space`` for ``model_name`` under ``budget_pj`` (pJ); write results.jsonl and summary.json."""
-    expanded = expand(space)
+                 tie_residual: bool = False, batch: int | None = None) -> CodesignResult:
+    """Sweep ``space`` for ``model_name`` under ``budget_pj`` (pJ per image); write results.jsonl and
+    summary.json. ``batch`` (``--batch``) sets the batch of every point and preset (else the base's,
+    or the space's ``batch`` axis); energies are per image, latencies per batch."""
+    expanded = expand(space, batch)
     specs = [spec for _, spec in expanded]
-    presets = family_presets(specs[0].family)
+    presets = family_presets(specs[0].family, batch)
     inputs, sens_s = prepare_inputs(model_name, space, specs + presets, budget_pj, method=method, solver=solver,
                                     progress=progress, calibration_samples=calibration_samples,
-                                    keep_first_last_8bit=keep_first_last_8bit, tie_residual=tie_residual)
+                                    keep_first_last_8bit=keep_first_last_8bit, tie_residual=tie_residual,
+                                    batch=batch)
     context = f"{model_name}|{inputs.fingerprint()}"
     t0 = time.perf_counter()
     records = run_points([p for p, _ in expanded], evaluate_point, out_dir, context=context, jobs=jobs,
@@ -201,7 +204,7 @@ def run_codesign(model_name: str, space: DesignSpace, budget_pj: float, out_dir:
     result = CodesignResult(model_name, budget_pj, space, records, pareto_front(records), choose(records),
                             preset_recs, choose(preset_recs), specs, method, sens_s, sweep_s, out_dir,
                             workload=inputs.workload, weight_layers=list(inputs.weight_layers),
-                            extra=dict(inputs.notes))
+                            extra={**inputs.notes, "batch_override": batch})
     write_json(out_dir / SUMMARY_FILE, result.summary())
     return result
 

@@ -30,7 +30,7 @@ def plot_pareto(records: Sequence[dict[str, Any]], front: Sequence[int], chosen:
     sens = [r["sensitivity"] for r in feas] + [p["sensitivity"] for p in presets if p.get("feasible")]
     log_y = bool(sens) and min(sens) > 0 and max(sens) / min(sens) > 20
     sc = None
-    for ax, xkey, xlabel, xs in ((axes[0], "latency_us", "latency per inference (ms)", 1e-3),
+    for ax, xkey, xlabel, xs in ((axes[0], "latency_us", "latency per batch (ms)", 1e-3),
                                  (axes[1], "hw_cost", f"hardware cost ({unit})", 1.0)):
         if feas:
             sc = ax.scatter([r[xkey] * xs for r in feas], [r["sensitivity"] for r in feas], c=energy,
@@ -59,7 +59,7 @@ def plot_pareto(records: Sequence[dict[str, Any]], front: Sequence[int], chosen:
         for ax in axes:
             ax.text(0.5, 0.5, "no design point meets the budget", ha="center", va="center", transform=ax.transAxes)
     if sc is not None:
-        cbar = fig.colorbar(sc, ax=axes, label="energy per inference (mJ)", shrink=0.9)
+        cbar = fig.colorbar(sc, ax=axes, label="energy per image (mJ)", shrink=0.9)
         cbar.formatter.set_useOffset(False)
         cbar.update_ticks()
     fig.suptitle(f"{title}; budget {budget_pj * 1e-9:g} mJ; {len(feas)} points within budget, {n_over} over "

@@ -21,6 +21,13 @@ Schema (every key except ``name``, ``base`` and ``axes`` is optional)::
       act_bits: [[8]]             # each entry: one set of activation widths (bits)
       buffer_kib:                 # on-chip buffer capacity per buffer name, KiB
         weight: [64, 128]
+      dataflow:                   # each entry: the loop nests the array runs (spec dataflow.modes);
+        - [accumulate_in_array, output_buffer]   # a list (the mapper picks per layer) or one name
+        - output_buffer
+      partial_sums: [elide_first_last, read_modify_write]   # spec dataflow.partial_sums
+      accumulator_depth: [32, 64] # psum rows per column (spec accumulators.depth); accumulate dataflow only
+      dram_technology: [lpddr4, ddr4, hbm2]   # keys of hwq.dram.TECHNOLOGIES (the base's channel count)
+      batch: [1, 4]               # images per weight load (energy per image, latency per batch)
     limits:
       max_pes: 1024               # drop points with rows*cols above this (PEs)
       min_pes: 16                 # drop points with rows*cols below this (PEs)
@@ -49,7 +56,11 @@ SPACES_DIR = Path(__file__).resolve().parent / "spaces"
 DEFAULT_SPACE = "bitmod_small"
 
 #: Axes a space may declare, in the order points are enumerated.
-AXES: tuple[str, ...] = ("rows", "cols", "lanes", "bits_per_cycle", "weight_formats", "act_bits", "buffer_kib")
+AXES: tuple[str, ...] = ("rows", "cols", "lanes", "bits_per_cycle", "weight_formats", "act_bits", "buffer_kib",
+                         "dataflow", "partial_sums", "accumulator_depth", "dram_technology", "batch")
+#: Short tags of the dataflow modes and partial-sum policies in point labels.
+_DATAFLOW_TAG = {"accumulate_in_array": "acc", "output_buffer": "ob"}
+_PSUM_TAG = {"elide_first_last": "elide", "read_modify_write": "rmw"}
 _TOP_KEYS = ("name", "base", "description", "axes", "limits")
 _LIMIT_KEYS = ("max_pes", "min_pes")
 _FORMAT_RE = re.compile(r"^(?P<fmt>[a-z][a-z_]*?)(?P<bits>\d+)$")
@@ -89,6 +100,16 @@ class DesignPoint:
             parts.append("a" + "+".join(map(str, p["act_bits"])))
         for buf, kib in sorted(p.get("buffer_kib", {}).items()):
             parts.append(f"{buf}{kib}k")
+        if "dataflow" in p:
+            parts.append("df-" + "+".join(_DATAFLOW_TAG.get(m, m) for m in p["dataflow"]))
+        if "accumulator_depth" in p:
+            parts.append(f"acc{p['accumulator_depth']}")
+        if "partial_sums" in p:
+            parts.append(_PSUM_TAG.get(p["partial_sums"], p["partial_sums"]))
+        if "dram_technology" in p:
+            parts.append(p["dram_technology"])
+        if "batch" in p:
+            parts.append(f"b{p['batch']}")
         return "_".join(parts) or "base"
 
 
@@ -121,6 +142,12 @@ class DesignSpace:
             if ("rows" in params and "cols" in params) and not (
                     self.limits.get("min_pes", 0) <= pes <= self.limits.get("max_pes", pes)):
                 continue
+            if ("accumulator_depth" in params and "dataflow" in params
+                    and "accumulate_in_array" not in params["dataflow"]):
+                # the accumulators are not built without the accumulate dataflow: one point, not one per depth
+                if params["accumulator_depth"] != self.axes["accumulator_depth"][0]:
+                    continue
+                del params["accumulator_depth"]
             out.append(DesignPoint(len(out), params))
         if not out:
             raise UsageError(f"space {self.source!r}: limits leave no design point; relax limits.max_pes/min_pes")
@@ -209,6 +236,37 @@ def _validate_axis(source: str, name: str, raw: Any) -> tuple[Any, ...]:
                     raise _err(source, f"{f}[{i}][{j}]", f"must be 1..16 activation bits, got {b}")
             out_sets.append(tuple(entry))
         return tuple(out_sets)
+    if name == "dataflow":
+        from hwq.spec import DATAFLOWS
+
+        out_sets = []
+        for i, entry in enumerate(values):
+            modes = [entry] if isinstance(entry, str) else _list(source, f"{f}[{i}]", entry)
+            for j, mode in enumerate(modes):
+                if mode not in DATAFLOWS:
+                    where = f"{f}[{i}]" if isinstance(entry, str) else f"{f}[{i}][{j}]"
+                    raise _err(source, where, f"must be a dataflow ({', '.join(DATAFLOWS)}), got {mode!r}")
+            out_sets.append(tuple(modes))
+        if len(set(out_sets)) != len(out_sets):
+            raise _err(source, f, f"has duplicate values: {values!r}")
+        return tuple(out_sets)
+    if name == "partial_sums":
+        from hwq.spec import PARTIAL_SUMS
+
+        for i, v in enumerate(values):
+            if v not in PARTIAL_SUMS:
+                raise _err(source, f"{f}[{i}]", f"must be one of {', '.join(PARTIAL_SUMS)}, got {v!r}")
+        return tuple(values)
+    if name == "dram_technology":
+        from hwq.dram import TECHNOLOGIES
+
+        for i, v in enumerate(values):
+            if v not in TECHNOLOGIES:
+                raise _err(source, f"{f}[{i}]", f"is not a known DRAM technology {v!r}; known: "
+                           f"{', '.join(TECHNOLOGIES)}")
+        return tuple(values)
+    if name in ("accumulator_depth", "batch"):
+        return tuple(_pos_int(source, f"{f}[{i}]", v) for i, v in enumerate(values))
     raise _err(source, f, f"is not a known axis; choose from {', '.join(AXES)}")  # pragma: no cover
 
 
@@ -284,6 +342,12 @@ def load_space(name_or_path: str) -> DesignSpace:
 #: * SRAM access energy grows with capacity; when a point resizes a buffer, its per-access
 #: read/write energies are scaled by sqrt(new/old capacity) (the square-root rule of thumb
 #: for SRAM arrays: bit-line and word-line length grow with the side of the array).
+#: * ``accumulator_depth`` scales the accumulator register files' access energies by the same
+#:   sqrt(new/old depth) rule; a point that adds the ``accumulate_in_array`` dataflow to a base
+#:   without accumulators gets :data:`hwq.search.neighbours.ACCUMULATORS` (``bitmod_edge``'s figures).
+#: * ``dram_technology`` replaces the base's DRAM figures by the technology's row of
+#:   :data:`hwq.dram.TECHNOLOGIES` (per-channel bandwidth x the base's ``channels``; overrides dropped).
+#: * ``batch`` sets the spec's deployment batch (``--batch`` on the command line sets the base's).
 BUFFER_ENERGY_EXPONENT = 0.5
 
 
@@ -321,19 +385,59 @@ def point_spec_dict(base: Mapping[str, Any], point: DesignPoint, space_name: str
         b["capacity_kib"] = kib
         for k in ("read_energy_pj", "write_energy_pj"):
             b[k] = b[k] * ratio ** BUFFER_ENERGY_EXPONENT
+    if "dataflow" in p:
+        d.setdefault("dataflow", {})["modes"] = list(p["dataflow"])
+    if "partial_sums" in p:
+        d.setdefault("dataflow", {})["partial_sums"] = p["partial_sums"]
+    modes = (d.get("dataflow") or {}).get("modes", ["output_buffer"])
+    if "accumulate_in_array" in modes:
+        if d.get("accumulators") is None:
+            from hwq.search.neighbours import ACCUMULATORS
+
+            d["accumulators"] = dict(ACCUMULATORS)
+        if "accumulator_depth" in p:
+            acc = d["accumulators"]
+            ratio = p["accumulator_depth"] / acc["depth"]
+            acc["depth"] = p["accumulator_depth"]
+            for k in ("read_energy_pj", "write_energy_pj"):
+                acc[k] = acc[k] * ratio ** BUFFER_ENERGY_EXPONENT
+    elif "dataflow" in p:
+        d.pop("accumulators", None)  # not built without the accumulate dataflow (no area, no energy)
+    if "dram_technology" in p:
+        d["dram"] = {"technology": p["dram_technology"], "channels": int((d.get("dram") or {}).get("channels", 1))}
+    if "batch" in p:
+        d["batch"] = p["batch"]
     return d
 
 
-def expand(space: DesignSpace) -> list[tuple[DesignPoint, Any]]:
+def base_spec(space: DesignSpace, batch: int | None = None):
+    """The space's base :class:`hwq.spec.AcceleratorSpec`, at ``batch`` images when given."""
+    import dataclasses
+
+    from hwq.spec import load_spec
+
+    base = load_spec(space.base)
+    if batch is None:
+        return base
+    if "batch" in space.axes:
+        raise UsageError(f"--batch {batch} fixes the batch, but space {space.name!r} sweeps a batch axis "
+                         f"({list(space.axes['batch'])}); drop one of them")
+    return dataclasses.replace(base, batch=batch)
+
+
+def expand(space: DesignSpace, batch: int | None = None) -> list[tuple[DesignPoint, Any]]:
     """Every point with its validated :class:`hwq.spec.AcceleratorSpec`.
+
+    ``batch`` (``hwq codesign --batch``) sets the base spec's batch for every point; it is an
+    error for a space that sweeps a ``batch`` axis.
 
     A point the spec validator rejects (e.g. a weight buffer smaller than two array tiles)
     raises :class:`UsageError` naming the point and the spec field, so the space can be fixed
     (narrow an axis or add a limit).
     """
-    from hwq.spec import BUFFER_NAMES, load_spec, parse_spec
+    from hwq.spec import BUFFER_NAMES, parse_spec
 
-    base = load_spec(space.base)
+    base = base_spec(space, batch)
     for buf in space.axes.get("buffer_kib", {}):
         if buf not in BUFFER_NAMES:
             raise _err(space.source, f"axes.buffer_kib.{buf}", f"is not a buffer of the spec; choose from "
@@ -341,6 +445,11 @@ def expand(space: DesignSpace) -> list[tuple[DesignPoint, Any]]:
     if "bits_per_cycle" in space.axes and base.arithmetic.mode != "bit_serial":
         raise _err(space.source, "axes.bits_per_cycle", f"applies to bit-serial bases only; base {space.base!r} "
                    f"is {base.arithmetic.mode}")
+    if "accumulator_depth" in space.axes:
+        flows = space.axes.get("dataflow", (base.dataflow.modes,))
+        if not any("accumulate_in_array" in modes for modes in flows):
+            raise _err(space.source, "axes.accumulator_depth", "applies only with the accumulate_in_array dataflow; "
+                       f"neither base {space.base!r} nor axes.dataflow runs it")
     base_dict = base.to_dict()
     out = []
     for point in space.points():

@@ -138,6 +138,30 @@ def device_overflow_reason(hw: Mapping[str, Any]) -> str:
     return f"the synthesised array does not fit the device ({over} of the device)"
 
 
+def design_fields(spec) -> dict[str, Any]:
+    """The record fields that name a point's dataflow, partial sums, accumulators, DRAM and batch.
+
+    ``energy_pj`` of a record is per image and ``latency_us``/``latency_cycles`` per batch of
+    ``batch`` images (``energy_per``/``latency_per`` say so in every record).
+    """
+    acc = spec.accumulators if "accumulate_in_array" in spec.dataflow.modes else None
+    return {"batch": int(spec.batch), "dataflow": list(spec.dataflow.modes),
+            "partial_sums": spec.dataflow.partial_sums, "accumulator_depth": None if acc is None else int(acc.depth),
+            "dram_technology": spec.dram.technology, "dram_pj_per_bit": float(spec.dram.energy_pj_per_bit),
+            "energy_per": "image", "latency_per": "batch"}
+
+
+def plan_dataflows(table, rows: Sequence[int], cols: Sequence[int]) -> dict[str, int]:
+    """How many of the layers ``rows`` (at choice columns ``cols``) the mapper runs in each dataflow."""
+    from hwq.cost import _dataflow_of
+
+    out: dict[str, int] = {}
+    for r, c in zip(rows, cols):
+        flow = _dataflow_of(table.mapping_names[int(table.mapping[r, c])])
+        out[flow] = out.get(flow, 0) + 1
+    return out
+
+
 def solve_spec(spec, inputs: SweepInputs) -> dict[str, Any]:
     """Cost table + ILP for one accelerator; a dict of totals and the plan.
 
@@ -145,6 +169,7 @@ def solve_spec(spec, inputs: SweepInputs) -> dict[str, Any]:
     products without weights (attention) run at the spec's highest-precision choice and their
     cost is a constant part of every plan (``fixed_energy_pj``). Energy and latency totals
     include it. Over budget: ``feasible`` False, the ``reason`` and ``cheapest_energy_pj``.
+    Energy is per image, latency per batch of ``spec.batch`` images (:func:`design_fields`).
     """
     from hwq.cost import evaluate
     from hwq.search.ilp import solve
@@ -155,7 +180,7 @@ def solve_spec(spec, inputs: SweepInputs) -> dict[str, Any]:
     missing = [lab for lab in labels if lab not in inputs.sensitivity]
     if missing:
         raise KeyError(f"no sensitivity for choices {missing}; compute it for the union of the space's choices")
-    table = evaluate(inputs.workload, spec, choices)
+    table = evaluate(inputs.workload, spec, choices, batch=spec.batch)
     split = split_layers(table, inputs.weight_layers, choices)
     idx, fixed_energy, fixed_latency = split.weight_rows, split.fixed_energy_pj, split.fixed_latency_cycles
     sens = np.stack([np.asarray(inputs.sensitivity[lab], dtype=float) for lab in labels], axis=1)
@@ -173,14 +198,16 @@ def solve_spec(spec, inputs: SweepInputs) -> dict[str, Any]:
                       tie_groups=[list(g) for g in inputs.tie_groups], energy_budget_pj=max(budget, 1e-9),
                       clock_mhz=spec.clock_mhz)
     cheapest = problem.totals(problem.extreme_assignment("energy_pj"))["energy_pj"] + fixed_energy
+    design = design_fields(spec)
     if cheapest > inputs.budget_pj * (1 + 1e-9):
-        return {"feasible": False, "cheapest_energy_pj": cheapest, "fixed_energy_pj": fixed_energy,
+        return {**design, "feasible": False, "cheapest_energy_pj": cheapest, "fixed_energy_pj": fixed_energy,
                 "reason": f"the cheapest plan needs {cheapest * 1e-9:.4g} mJ, above the budget "
                           f"{inputs.budget_pj * 1e-9:.4g} mJ"}
     sol = solve(problem, solver=inputs.solver)
     t = sol.totals
     latency = t["latency_cycles"] + fixed_latency
-    return {"energy_pj": t["energy_pj"] + fixed_energy, "latency_cycles": latency,
+    return {**design, "plan_dataflows": plan_dataflows(table, idx, sol.assignment),
+            "energy_pj": t["energy_pj"] + fixed_energy, "latency_cycles": latency,
             "latency_us": latency / spec.clock_mhz, "sensitivity": sol.objective,
             "weight_bits": t.get("weight_bits"), "cheapest_energy_pj": cheapest, "fixed_energy_pj": fixed_energy,
             "plan": [labels[c] for c in sol.assignment], "solver_status": sol.status, "optimal": sol.optimal,

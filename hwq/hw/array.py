@@ -12,16 +12,26 @@ while the array is idle; write addresses restart at 0 after every run:
 * ``w_in`` -> weight buffer: word ``(nt * k_tiles + kt) * rows + r`` holds, for every column
   ``c``, the ``lanes`` codes of ``W[nt*cols + c, kt*tile_k + r*lanes ...]``, the group's member
   selector and its ``scale_int`` (read from the first row of each group segment).
-* output buffer: ``M`` words of ``cols`` accumulators (read-modify-write across ``kt``).
+* accumulator memory ``o_mem``: ``out_depth`` words of ``cols`` accumulators, the partial sums
+  of the current M tile (word = row within the M tile), accumulated across ``kt``.
 
-Control (one run = one layer; ``start`` samples ``cfg`` = M, k_tiles, n_tiles, fmt):
-for nt, for kt: LOAD (``rows`` cycles: one weight-buffer row per cycle, decoded into terms
-and written to PE row registers), COMPUTE (``M`` activation vectors back to back, each
-``I = cycles_per_weight`` cycles in every PE), DRAIN (``I + 4`` cycles: PE -> segment sum ->
-bit-serial dequantizer (``I`` cycles) -> output accumulate -> output register). On the last
-``kt`` each row ``m`` leaves on ``out`` (``cols`` values). If ``out.ready`` is low, the whole
-array stalls. With ``out.ready`` high, the cycles from the ``start`` edge to the edge that
-transfers the last output are exactly :func:`hwq.timing.layer_compute_cycles`.
+Control (one run = one layer; ``start`` samples ``cfg`` = M, k_tiles, n_tiles, fmt, m_tile;
+``m_tile`` 0 or ``>= M`` means one M tile of all M rows): for nt, for M tile (``m_tile`` rows,
+the last one ragged), for kt: LOAD (``rows`` cycles: one weight-buffer row per cycle, decoded
+into terms and written to PE row registers; the n tile's weight rows are re-read for every M
+tile), COMPUTE (the M tile's activation vectors back to back, each ``I = cycles_per_weight``
+cycles in every PE), DRAIN (``I + 4`` cycles: PE -> segment sum -> bit-serial dequantizer (``I``
+cycles) -> accumulate in ``o_mem`` -> output register). On the M tile's last ``kt`` each of its
+rows leaves on ``out`` (``cols`` values), so the output order is nt-major, then m. If
+``out.ready`` is low, the whole array stalls. With ``out.ready`` high, the cycles from the
+``start`` edge to the edge that transfers the last output are exactly
+:func:`hwq.timing.layer_compute_cycles` (with ``m_tile``).
+
+Partial sums (``ArrayConfig.psum_elide``): read-modify-write reads and writes the row's
+``o_mem`` word on every K tile (the first K tile's read is discarded); elided, the first K tile
+writes without reading and the last K tile sends its total out without writing it back. The
+``psum_reads`` / ``psum_writes`` outputs count the run's ``o_mem`` row reads and writes (cleared
+by ``start``, held after the run): :func:`hwq.timing.psum_row_accesses`.
 """
 
 from __future__ import annotations
@@ -103,13 +113,22 @@ def w_row_layout(cfg: ArrayConfig) -> data.ArrayLayout:
 
 
 def run_layout(cfg: ArrayConfig) -> data.StructLayout:
-    """Run configuration sampled at ``start``: M, k_tiles, n_tiles and the weight format index."""
+    """Run configuration sampled at ``start``: M (rows of the whole layer, up to ``x_depth``),
+    k_tiles, n_tiles, the weight format index and ``m_tile`` (rows per M tile, at most
+    ``out_depth``; 0 means one M tile of all M rows)."""
     return data.StructLayout({
-        "m": clog2(cfg.out_depth + 1),
+        "m": clog2(cfg.x_depth + 1),
         "k_tiles": clog2(cfg.x_depth + 1),
         "n_tiles": clog2(cfg.w_depth + 1),
         "fmt": clog2(len(cfg.formats)),
+        "m_tile": clog2(cfg.out_depth + 1),
     })
+
+
+def psum_count_bits(cfg: ArrayConfig) -> int:
+    """Width of the ``psum_reads``/``psum_writes`` counters: a run makes at most
+    ``k_tiles * M * n_tiles <= x_depth * (w_depth // rows)`` accesses of each kind."""
+    return clog2(cfg.x_depth * max(1, cfg.w_depth // cfg.rows) + 1)
 
 
 class PEArray(wiring.Component):
@@ -120,7 +139,9 @@ class PEArray(wiring.Component):
         w_in: In(stream of :func:`w_row_layout`), weight-buffer fill.
         start: In(1), begin a run (ignored while busy); cfg: In(:func:`run_layout`).
         busy: Out(1), high from the start edge until the last output is transferred.
-        out: Out(stream of cols x signed(acc_bits)), one output row per m on the last k tile.
+        out: Out(stream of cols x signed(acc_bits)), one output row per m on its M tile's last k tile.
+        psum_reads, psum_writes: Out(:func:`psum_count_bits`), ``o_mem`` row reads / writes of the
+            current (or last) run, cleared by ``start``.
     """
 
     def __init__(self, cfg: ArrayConfig, *, hierarchical: bool = False):
@@ -135,6 +156,8 @@ class PEArray(wiring.Component):
             "cfg": In(run_layout(cfg)),
             "busy": Out(1),
             "out": Out(stream.Signature(data.ArrayLayout(signed(cfg.acc_bits), cfg.cols))),
+            "psum_reads": Out(psum_count_bits(cfg)),
+            "psum_writes": Out(psum_count_bits(cfg)),
         })
 
     def elaborate(self, platform):  # noqa: C901 - one sequencer, kept in one place
@@ -171,7 +194,7 @@ class PEArray(wiring.Component):
         # ---- stall and run configuration ---------------------------------------------------
         run = Signal()
         m.d.comb += run.eq(~(self.out.valid & ~self.out.ready))
-        m.d.comb += [x_rd.en.eq(run), w_rd.en.eq(run), o_rd.en.eq(run)]
+        m.d.comb += [x_rd.en.eq(run), w_rd.en.eq(run)]
         with m.If(self.out.valid & self.out.ready):
             m.d.sync += self.out.valid.eq(0)
         rc = Signal(run_layout(c))
@@ -188,21 +211,31 @@ class PEArray(wiring.Component):
 
         # ---- S0: sequencer -----------------------------------------------------------------
         r = Signal(range(max(c.rows, 2)))
-        mi = Signal(range(c.out_depth + 1))
+        mi = Signal(range(c.out_depth + 1))  # row within the M tile (= its o_mem word)
         j = Signal(range(max_iv))
         kt = Signal.like(rc.k_tiles)
         nt = Signal.like(rc.n_tiles)
         dcnt = Signal(range(max_iv + DRAIN_EXTRA_CYCLES))
         w_addr = Signal(range(c.w_depth))
-        x_base = Signal(range(c.x_depth + c.out_depth + 1))
+        w_nbase = Signal(range(c.w_depth))  # first weight row of the current n tile
+        x_base = Signal(range(c.x_depth + 1))  # kt * M + first row of the M tile
+        mt_rows = Signal(range(c.out_depth + 1))  # rows per full M tile
+        mt0 = Signal(range(c.x_depth + 1))  # first layer row of the current M tile
+        mrows = Signal(range(c.out_depth + 1))  # rows of the current M tile
         m.d.comb += [w_rd.addr.eq(w_addr), x_rd.addr.eq(x_base + mi)]
         ld0, cv0 = Signal(), Signal()
+        psum_reads, psum_writes = self.psum_reads, self.psum_writes
+        one_mt = (self.cfg.m_tile == 0) | (self.cfg.m_tile >= self.cfg.m)
+        mt_next = mt0 + mrows  # first row of the next M tile
 
         with m.FSM(name="seq"):
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.sync += [rc.eq(self.cfg), self.busy.eq(1), r.eq(0), kt.eq(0), nt.eq(0),
-                                 w_addr.eq(0), x_base.eq(0)]
+                                 w_addr.eq(0), w_nbase.eq(0), x_base.eq(0), mt0.eq(0),
+                                 mt_rows.eq(Mux(one_mt, self.cfg.m, self.cfg.m_tile)),
+                                 mrows.eq(Mux(one_mt, self.cfg.m, self.cfg.m_tile)),
+                                 psum_reads.eq(0), psum_writes.eq(0)]
                     m.next = "LOAD"
             with m.State("LOAD"):
                 m.d.comb += ld0.eq(1)
@@ -217,23 +250,29 @@ class PEArray(wiring.Component):
                     m.d.sync += j.eq(j + 1)
                     with m.If(j == last_j):
                         m.d.sync += [j.eq(0), mi.eq(mi + 1)]
-                        with m.If(mi == rc.m - 1):
+                        with m.If(mi == mrows - 1):
                             m.d.sync += dcnt.eq(0)
                             m.next = "DRAIN"
             with m.State("DRAIN"):
                 with m.If(run):
                     m.d.sync += dcnt.eq(dcnt + 1)
                     with m.If(dcnt == last_j + DRAIN_EXTRA_CYCLES):
-                        with m.If(kt == rc.k_tiles - 1):
-                            m.d.sync += [kt.eq(0), x_base.eq(0), nt.eq(nt + 1)]
+                        with m.If(kt != rc.k_tiles - 1):
+                            m.d.sync += [kt.eq(kt + 1), x_base.eq(x_base + rc.m)]
+                            m.next = "LOAD"
+                        with m.Elif(mt_next != rc.m):
+                            # next M tile of this n tile: re-read the n tile's weight rows
+                            m.d.sync += [kt.eq(0), mt0.eq(mt_next), x_base.eq(mt_next), w_addr.eq(w_nbase),
+                                         mrows.eq(Mux(mt_next + mt_rows > rc.m, rc.m - mt_next, mt_rows))]
+                            m.next = "LOAD"
+                        with m.Else():
+                            m.d.sync += [kt.eq(0), mt0.eq(0), mrows.eq(mt_rows), x_base.eq(0), nt.eq(nt + 1),
+                                         w_nbase.eq(w_addr)]
                             with m.If(nt == rc.n_tiles - 1):
                                 m.d.sync += [self.busy.eq(0), w_addr.eq(0), x_fill.eq(0), w_fill.eq(0)]
                                 m.next = "IDLE"
                             with m.Else():
                                 m.next = "LOAD"
-                        with m.Else():
-                            m.d.sync += [kt.eq(kt + 1), x_base.eq(x_base + rc.m)]
-                            m.next = "LOAD"
 
         # ---- S1: weight load (decode into PE registers) and PE compute -----------------------
         ld1, cv1 = Signal(), Signal()
@@ -334,8 +373,18 @@ class PEArray(wiring.Component):
                             seg = seg + macs[row][col].acc
                         m.d.sync += [p_sh[s][col].eq(seg), s_sh[s][col].eq(scales[s][col])]
 
-        # ---- S4: accumulate across k tiles in the output buffer, emit on the last one ------
-        m.d.comb += [o_rd.addr.eq(m3), o_wr.addr.eq(m4)]
+        # ---- S4: accumulate across k tiles in o_mem, emit on the last one -------------------
+        # The row's o_mem word is read on the edge that ends its dequantization (data ready with
+        # fin4); elided, the first K tile neither reads nor (S4) the last one writes back.
+        rd_now, wr_now = Signal(), Signal()
+        m.d.comb += [rd_now.eq(run & dq_act & (dq_j == last_j) & (~fk3 if c.psum_elide else 1)),
+                     wr_now.eq(run & fin4 & (~lk4 if c.psum_elide else 1)),
+                     o_rd.en.eq(rd_now), o_wr.en.eq(wr_now),
+                     o_rd.addr.eq(m3), o_wr.addr.eq(m4)]
+        with m.If(rd_now):
+            m.d.sync += psum_reads.eq(psum_reads + 1)
+        with m.If(wr_now):
+            m.d.sync += psum_writes.eq(psum_writes + 1)
         totals = Signal(data.ArrayLayout(signed(c.acc_bits), c.cols))
         for col in range(c.cols):
             t = Mux(fk4, 0, o_rd.data[col])
@@ -344,7 +393,6 @@ class PEArray(wiring.Component):
             m.d.comb += totals[col].eq(t)
         m.d.comb += o_wr.data.eq(totals)
         with m.If(run & fin4):
-            m.d.comb += o_wr.en.eq(1)
             with m.If(lk4):
                 m.d.sync += [self.out.valid.eq(1), self.out.payload.eq(totals)]
         return m

@@ -17,7 +17,10 @@ from hwq.hw.config import ArrayConfig
 
 @dataclass(frozen=True)
 class LayerImage:
-    """Everything one array run needs: buffer words (unsigned ints) and the run config."""
+    """Everything one array run needs: buffer words (unsigned ints) and the run config.
+
+    ``m_tile``: rows per M tile (``cfg.m_tile`` of the run; ``m`` or 0 is one M tile of all rows).
+    """
 
     x_words: list[int]
     w_words: list[int]
@@ -27,6 +30,17 @@ class LayerImage:
     k_tiles: int
     n_tiles: int
     fmt: int
+    m_tile: int = 0
+
+    @property
+    def m_tile_rows(self) -> int:
+        """Rows per full M tile (``m`` for one M tile)."""
+        return self.m if self.m_tile <= 0 or self.m_tile >= self.m else self.m_tile
+
+    @property
+    def m_tiles(self) -> int:
+        """Number of M tiles of the run (the last one ragged)."""
+        return math.ceil(self.m / self.m_tile_rows)
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -50,12 +64,14 @@ def _pack(values, width: int) -> int:
 
 
 def pack_layer(cfg: ArrayConfig, x_int, codes, selectors, scale_int, group_size: int,
-               fmt_index: int = 0) -> LayerImage:
+               fmt_index: int = 0, *, m_tile: int | None = None) -> LayerImage:
     """Buffer image of ``Y = X[M, K] . W[N, K]^T`` with per-group selectors/scales ``[N, G]``.
 
     ``codes`` are the weight codes of format ``cfg.formats[fmt_index]`` (``selectors`` index its
     mixture members, 0 for single formats); ``group_size`` must be the array's (or, for a
-    per-row scale, ``K``: then every tile of a column uses the row's scale).
+    per-row scale, ``K``: then every tile of a column uses the row's scale). ``m_tile``: rows per
+    M tile (at most ``cfg.out_depth``; None: one M tile, then ``M <= cfg.out_depth``). The
+    activation buffer holds all ``k_tiles * M`` words of the layer either way.
     """
     x = np.asarray(x_int, dtype=np.int64)
     w = np.asarray(codes, dtype=np.int64)
@@ -65,8 +81,12 @@ def pack_layer(cfg: ArrayConfig, x_int, codes, selectors, scale_int, group_size:
     n, k2 = w.shape
     if k != k2:
         raise ValueError(f"x has K={k} but weights K={k2}")
-    if m > cfg.out_depth:
-        raise ValueError(f"M={m} exceeds the output buffer ({cfg.out_depth} rows)")
+    if m_tile is not None and m_tile < 1:
+        raise ValueError(f"m_tile must be >= 1, got {m_tile}")
+    rows_per_mt = m if m_tile is None else min(m_tile, m)
+    if rows_per_mt > cfg.out_depth:
+        raise ValueError(f"M tile of {rows_per_mt} rows exceeds the accumulator memory ({cfg.out_depth} rows); "
+                         "give a smaller m_tile")
     if not 0 <= fmt_index < len(cfg.formats):
         raise ValueError(f"fmt_index {fmt_index} out of range for {len(cfg.formats)} formats")
     if group_size != k and group_size != cfg.group_size:
@@ -100,11 +120,12 @@ def pack_layer(cfg: ArrayConfig, x_int, codes, selectors, scale_int, group_size:
                         col |= (int(sel[nn, g]) << (cfg.lanes * cb)) | (int(sc[nn, g]) << (cfg.lanes * cb + sb))
                     word |= col << (c * col_w)
                 w_words.append(word)
-    return LayerImage(x_words, w_words, m, k, n, kt_n, nt_n, fmt_index)
+    return LayerImage(x_words, w_words, m, k, n, kt_n, nt_n, fmt_index, rows_per_mt)
 
 
 def unpack_outputs(cfg: ArrayConfig, image: LayerImage, out_words: list[int]) -> np.ndarray:
-    """``Y [M, N]`` (int64) from the output stream words, in order (nt-major, then m)."""
+    """``Y [M, N]`` (int64) from the output stream words, in order (nt-major, then m: the M tiles of
+    an n tile leave one after another, each in row order)."""
     expected = image.n_tiles * image.m
     if len(out_words) != expected:
         raise ValueError(f"expected {expected} output words, got {len(out_words)}")
@@ -123,4 +144,22 @@ def expected_cycles(cfg: ArrayConfig, image: LayerImage) -> int:
     from hwq.timing import layer_compute_cycles
 
     return layer_compute_cycles(image.m, image.k, image.n, rows=cfg.rows, cols=cfg.cols, lanes=cfg.lanes,
-                                term_slots=cfg.term_slots(image.fmt), bits_per_cycle=cfg.bpc)
+                                term_slots=cfg.term_slots(image.fmt), bits_per_cycle=cfg.bpc,
+                                m_tile=image.m_tile_rows)
+
+
+def expected_psum_accesses(cfg: ArrayConfig, image: LayerImage) -> tuple[int, int]:
+    """``(reads, writes)`` of ``o_mem`` rows that :func:`hwq.timing.psum_row_accesses` predicts for this run."""
+    from hwq.timing import psum_row_accesses
+
+    return psum_row_accesses(image.m, image.k_tiles, image.n_tiles, elide=cfg.psum_elide)
+
+
+def cfg_word(cfg: ArrayConfig, image: LayerImage) -> int:
+    """The ``cfg`` port value (:func:`hwq.hw.array.run_layout`) that starts ``image``'s run."""
+    from hwq.hw.array import run_layout
+
+    layout = run_layout(cfg)
+    fields = {"m": image.m, "k_tiles": image.k_tiles, "n_tiles": image.n_tiles, "fmt": image.fmt,
+              "m_tile": image.m_tile_rows}
+    return int(layout.const(fields).as_value().value)

@@ -23,7 +23,13 @@ class ArrayConfig:
         act_bits: signed activation width (bits); formats: ``(fmt, bits)`` weight formats,
             selected at run time by the ``fmt`` config field (index into this tuple).
         group_size: quantization group (weights); acc_bits: output accumulator width (bits, wraps).
-        x_depth, w_depth, out_depth: on-chip buffer depths (words; see :mod:`hwq.hw.array`).
+        x_depth, w_depth, out_depth: on-chip buffer depths (words; see :mod:`hwq.hw.array`). The
+            accumulator memory (``o_mem``, ``out_depth`` rows of ``cols`` accumulators) holds the
+            partial sums of one M tile, so a run's ``m_tile`` (``m`` when it has one M tile) is at
+            most ``out_depth``; the activation buffer holds ``k_tiles * M`` words of the whole layer.
+        psum_elide: partial sums ``elide_first_last`` (the first K tile writes ``o_mem`` without
+            reading it, the last K tile sends its result out without writing it back) instead of
+            read-modify-write on every K tile (:func:`hwq.timing.psum_row_accesses`).
     """
 
     rows: int
@@ -38,6 +44,7 @@ class ArrayConfig:
     x_depth: int = 64
     w_depth: int = 64
     out_depth: int = 32
+    psum_elide: bool = False
 
     def __post_init__(self) -> None:
         for name in ("rows", "cols", "lanes", "x_depth", "w_depth", "out_depth"):
@@ -160,14 +167,48 @@ class ArrayConfig:
         return {"codes": self.lanes * self.code_bits, "sel": self.selector_bits, "scale": self.scale_bits}
 
 
-def array_config_from_spec(spec, **overrides) -> ArrayConfig:
-    """The :class:`ArrayConfig` of an :class:`hwq.spec.AcceleratorSpec` (formats the array cannot run are dropped)."""
+#: Loop nests the array runs (``spec.dataflow.modes``; :mod:`hwq.timing`).
+DATAFLOWS = ("output_buffer", "accumulate_in_array")
+
+
+def spec_dataflow(spec, dataflow: str | None = None) -> str:
+    """The dataflow a run uses: ``dataflow`` if given (must be one of the spec's modes), else the
+    spec's first mode (``output_buffer`` for a spec without a ``dataflow`` section)."""
+    modes = tuple(getattr(getattr(spec, "dataflow", None), "modes", ("output_buffer",)))
+    if dataflow is None:
+        return modes[0]
+    if dataflow not in DATAFLOWS:
+        raise ValueError(f"dataflow {dataflow!r} is not one of {', '.join(DATAFLOWS)}")
+    if dataflow not in modes:
+        raise ValueError(f"spec {spec.name!r} does not run the {dataflow} dataflow (its dataflow.modes: "
+                         f"{', '.join(modes)})")
+    return dataflow
+
+
+def spec_psum_elide(spec) -> bool:
+    """``spec.dataflow.partial_sums == "elide_first_last"`` (False for a spec without the field)."""
+    return getattr(getattr(spec, "dataflow", None), "partial_sums", "read_modify_write") == "elide_first_last"
+
+
+def array_config_from_spec(spec, *, dataflow: str | None = None, **overrides) -> ArrayConfig:
+    """The :class:`ArrayConfig` of an :class:`hwq.spec.AcceleratorSpec` (formats the array cannot run are dropped).
+
+    ``psum_elide`` comes from ``spec.dataflow.partial_sums``. In the ``accumulate_in_array``
+    dataflow (``dataflow``, default the spec's first mode) ``out_depth`` is
+    ``spec.accumulators.depth`` (the per-column psum register files); ``overrides`` win.
+    """
     ar = spec.arithmetic
     formats = tuple((f, b) for f, b in ar.weight_formats if f in ARRAY_FORMATS)
     if not formats:
         raise ValueError(f"spec {spec.name!r} has no weight format the PE array runs ({', '.join(ARRAY_FORMATS)})")
     kw = dict(rows=spec.array.rows, cols=spec.array.cols, lanes=spec.array.lanes, mode=ar.mode,
               bits_per_cycle=ar.bits_per_cycle, act_bits=max(ar.act_bits), formats=formats,
-              group_size=ar.group_size, acc_bits=getattr(ar, "accumulator_bits", 32))
+              group_size=ar.group_size, acc_bits=getattr(ar, "accumulator_bits", 32),
+              psum_elide=spec_psum_elide(spec))
+    if spec_dataflow(spec, dataflow) == "accumulate_in_array":
+        acc = getattr(spec, "accumulators", None)
+        if acc is None:
+            raise ValueError(f"spec {spec.name!r} runs accumulate_in_array but has no accumulators section")
+        kw["out_depth"] = int(acc.depth)
     kw.update(overrides)
     return ArrayConfig(**kw)

@@ -174,14 +174,21 @@ def readme_text(spec, cfg: ArrayConfig, blocks: dict[str, Block]) -> str:
         f"- Tile: {cfg.rows} PE rows x {cfg.lanes} lanes = {cfg.tile_k} reduction elements x {cfg.cols} output "
         f"channels. Group size {cfg.group_size}: {cfg.segs} group segment(s) of {cfg.rows_per_seg} rows per tile.",
         f"- Fill `w_in` (word `(nt*k_tiles + kt)*{cfg.rows} + r`: per column `lanes` codes, selector, scale) and "
-        "`x_in` (word `kt*M + m`: the tile's activations) while `busy` is low, then pulse `start` with `cfg` "
-        "(`m`, `k_tiles`, `n_tiles`, `fmt` = index into the format list below).",
+        "`x_in` (word `kt*M + m`: the layer's activations) while `busy` is low, then pulse `start` with `cfg` "
+        "(`m`, `k_tiles`, `n_tiles`, `fmt` = index into the format list below, `m_tile` = rows per M tile, "
+        f"at most {cfg.out_depth}; 0 = one M tile of all `m` rows).",
+        "- Loop order n tile, M tile, k tile; partial sums of the M tile accumulate in `o_mem` across k tiles; "
+        "outputs (nt-major, then m) leave on each M tile's last k tile.",
         f"- Cycles from the start edge to the edge that moves the last `out` word (out ready held high): "
-        f"`n_tiles*k_tiles*(rows + (m+1)*I + {PIPELINE_DEPTH_CYCLES})`, I = cycles per weight "
-        "(hwq.timing.layer_compute_cycles).",
+        f"`n_tiles*k_tiles*sum over M tiles of (rows + (m_t+1)*I + {PIPELINE_DEPTH_CYCLES})`, m_t = rows of the "
+        "M tile, I = cycles per weight (hwq.timing.layer_compute_cycles with m_tile).",
+        "- Partial sums: " + ("elided (first k tile writes without reading, last k tile does not write back)"
+                              if cfg.psum_elide else "read-modify-write on every k tile")
+        + "; `psum_reads`/`psum_writes` count the run's `o_mem` row accesses (cleared by `start`; "
+        "hwq.timing.psum_row_accesses).",
         "- Formats (`cfg.fmt`): " + ", ".join(f"{i}: {f}{b} (I={cfg.interval(i)})" for i, (f, b) in enumerate(cfg.formats)),
         f"- Decoder members (selector = member index within the format): {', '.join(cfg.members)}",
-        f"- Buffers: x {cfg.x_depth} words, w {cfg.w_depth} words, out {cfg.out_depth} words.",
+        f"- Buffers: x {cfg.x_depth} words, w {cfg.w_depth} words, o_mem (accumulators) {cfg.out_depth} words.",
         "",
         "## Files and ports",
     ]
@@ -223,7 +230,7 @@ def write_rtl(spec, out_dir: Path, cfg: ArrayConfig | None = None) -> list[str]:
     files["blocks.json"] = json.dumps({"spec": spec.name, "blocks": synth_blocks(blocks),
                                        "summaries": {b.module: b.summary for b in blocks.values()}}, indent=2) + "\n"
     files["README.md"] = readme_text(spec, cfg, blocks)
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, marker="hwq rtl") as tmp:
         for fname, text in sorted(files.items()):
             (tmp / fname).write_text(text)
     return sorted(files)

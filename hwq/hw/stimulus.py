@@ -79,8 +79,9 @@ def format_members(cfg: ArrayConfig, fmt_index: int) -> list[str]:
 
 
 def random_layer(cfg: ArrayConfig, m: int, k: int, n: int, fmt_index: int, seed: int,
-                 group_size: int | None = None) -> tuple[LayerImage, np.ndarray]:
-    """A random quantized layer on the grid of format ``fmt_index``: buffer image and golden ``Y [M, N]``."""
+                 group_size: int | None = None, *, m_tile: int | None = None) -> tuple[LayerImage, np.ndarray]:
+    """A random quantized layer on the grid of format ``fmt_index``: buffer image (run in M tiles of
+    ``m_tile`` rows; None: one M tile) and golden ``Y [M, N]``."""
     rng = np.random.default_rng(seed)
     gs = group_size or cfg.group_size
     members = format_members(cfg, fmt_index)
@@ -96,16 +97,16 @@ def random_layer(cfg: ArrayConfig, m: int, k: int, n: int, fmt_index: int, seed:
             grid = DATATYPES[members[sel[nn, g]]].grid
             vals = rng.choice(grid, size=gs)
             codes[nn, g * gs:(g + 1) * gs] = [DATATYPES[members[sel[nn, g]]].encode(int(v)) for v in vals]
-    return layer_from_codes(cfg, x, codes, sel, scale, gs, fmt_index)
+    return layer_from_codes(cfg, x, codes, sel, scale, gs, fmt_index, m_tile=m_tile)
 
 
 def layer_from_codes(cfg: ArrayConfig, x_int, codes, selectors, scale_int, group_size: int,
-                     fmt_index: int) -> tuple[LayerImage, np.ndarray]:
+                     fmt_index: int, *, m_tile: int | None = None) -> tuple[LayerImage, np.ndarray]:
     """Buffer image and golden output of a layer given as codes (QuantizedWeight fields)."""
     members = format_members(cfg, fmt_index)
     values = decode_codes(codes, selectors, group_size, members)
     expected = dequant_accumulate(group_psums(x_int, values, group_size), scale_int)
-    return pack_layer(cfg, x_int, codes, selectors, scale_int, group_size, fmt_index), expected
+    return pack_layer(cfg, x_int, codes, selectors, scale_int, group_size, fmt_index, m_tile=m_tile), expected
 
 
 def fixed_channels(cfg, *, beats: int, n_random: int, seed: int) -> list[dict]:

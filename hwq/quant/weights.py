@@ -25,6 +25,18 @@ selector). MX: a shared power-of-two scale ``2**X`` per block of 32 with
 ``X = floor(log2 max|w_b|) - floor(log2 max|element|)`` (OCP MX), elements saturate;
 ``row_scale = 2**X_min`` and ``scale_int = 2**(X - X_min)`` (the exponent spread per row is
 capped at ``MX_MAX_EXPONENT_SPREAD``; blocks below use the coarser ``X_min``).
+
+BitMoD reference mode (``scales="float"``)
+------------------------------------------
+BitMoD's reference quantizer keeps a float scale per group instead of the hardware's
+integer one: per member, ``unit = clamp(max|w_g| / max|grid|, 1e-5, 1e4)`` (real units per
+integer grid value; the clamp is the reference's), each ``w / unit`` to the nearest grid value
+(midpoint to the lower one, ends saturate) and, for a mixture, the member with the least
+squared error (ties: lowest selector, as the reference's strict ``<`` update). The result has
+``float_scale [out, n_groups]`` (float64, real units per integer grid value) set, and
+``scale_int``/``row_scale`` hold no hardware scale (zeros / ones): the golden model and the
+RTL need the integer form, which stays the default. Supported for ``int``, ``fp``, ``bitmod``
+and ``ant`` (the symmetric absmax formats).
 """
 
 from __future__ import annotations
@@ -50,6 +62,12 @@ MX_MAX_EXPONENT_SPREAD = 30
 # Relative slack when taking ceil(S / row_scale): float division of an exact multiple may land
 # one ulp above the integer; a slack of 1e-9 of a step never changes any rounding decision.
 _CEIL_SLACK = 1e-9
+#: ``scales=`` values: "int" (hardware: integer per group x float per row), "float" (BitMoD reference).
+SCALE_MODES: tuple[str, ...] = ("int", "float")
+#: Formats the float (reference) scale mode supports.
+FLOAT_SCALE_FORMATS: tuple[str, ...] = ("int", "fp", "bitmod", "ant")
+#: Clamp of the reference quantizer's float scale (``scale_fp.clamp(min=1e-5, max=1e4)``).
+FLOAT_SCALE_CLAMP: tuple[float, float] = (1e-5, 1e4)
 
 
 @dataclass
@@ -66,7 +84,9 @@ class QuantizedWeight:
         fmt, bits, group_size: the request (``group_size`` = weights per group, resolved).
         datatypes: member datatype names by selector.
         shape: original tensor shape (``dequantize`` restores it).
-        scale_bits: bits of ``scale_int``.
+        scale_bits: bits of ``scale_int`` (0 with float scales).
+        float_scale: ``[out, n_groups]`` float64 real units per integer grid value when quantized
+            with ``scales="float"`` (BitMoD reference mode), else None.
     """
 
     codes: torch.Tensor
@@ -80,6 +100,7 @@ class QuantizedWeight:
     datatypes: tuple[str, ...]
     shape: tuple[int, ...]
     scale_bits: int
+    float_scale: torch.Tensor | None = None
 
     @property
     def frac_bits(self) -> int:
@@ -100,7 +121,12 @@ class QuantizedWeight:
         return vals
 
     def dequantize(self, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-        """Real weights in the original shape: ``value * 2**-frac_bits * scale_int * row_scale``."""
+        """Real weights in the original shape: ``value * 2**-frac_bits * scale_int * row_scale``
+        (``value * float_scale`` with float scales)."""
+        if self.float_scale is not None:
+            unit = self.float_scale.to(torch.float64)
+            w = self.values().to(torch.float64) * unit.repeat_interleave(self.group_size, dim=1)
+            return w.reshape(self.shape).to(dtype)
         unit = self.scale_int.to(torch.float64) * self.row_scale.to(torch.float64)[:, None]
         unit = unit * 2.0 ** -self.frac_bits
         w = self.values().to(torch.float64) * unit.repeat_interleave(self.group_size, dim=1)
@@ -164,17 +190,32 @@ def _resolve_group(k: int, group_size: int | None, what: str = "row") -> int:
 
 
 def quantize_weight_codes(w: torch.Tensor, fmt: str, bits: int, *, group_size: int | None = DEFAULT_GROUP_SIZE,
-                          per_tensor: bool = False) -> QuantizedWeight:
+                          per_tensor: bool = False, scales: str = "int") -> QuantizedWeight:
     """Quantize ``w`` (``[out, ...]``) to format family ``fmt`` at ``bits``; return codes and scales.
 
     ``group_size`` weights per group along the flattened input axis (None/0: per output
-    channel); ``per_tensor`` one scale for the whole tensor (not for ``mx``). Raises
-    ValueError for unknown formats/bits or a group size that does not divide a row.
+    channel); ``per_tensor`` one scale for the whole tensor (not for ``mx``). ``scales``:
+    ``"int"`` (default, what the hardware stores) or ``"float"`` (BitMoD's reference quantizer:
+    float per-group absmax scales, see the module docstring). Raises ValueError for unknown
+    formats/bits/scale modes or a group size that does not divide a row.
     """
+    if scales not in SCALE_MODES:
+        raise ValueError(f"unknown scales mode {scales!r}; choose one of {', '.join(SCALE_MODES)}")
+    if scales == "float" and fmt not in FLOAT_SCALE_FORMATS:
+        raise ValueError(f"scales='float' (BitMoD reference mode) supports formats {', '.join(FLOAT_SCALE_FORMATS)}, "
+                         f"not {fmt!r}")
     members, scale_bits = _members(fmt, bits)
     shape = tuple(w.shape)
     mat = _as_matrix(w)
     out, k = mat.shape
+    if scales == "float":
+        if per_tensor:
+            flat = quantize_weight_codes(mat.reshape(1, -1), fmt, bits, group_size=0, scales="float")
+            rep = lambda t: t.expand(out, -1).clone()  # noqa: E731 - same value for every row
+            return QuantizedWeight(flat.codes.reshape(out, k), rep(flat.selectors), rep(flat.scale_int),
+                                   torch.ones(out, dtype=torch.float64), rep(flat.zero_point), fmt, bits, k,
+                                   members, shape, 0, rep(flat.float_scale))
+        return _quantize_float_scales(mat, members, fmt, bits, _resolve_group(k, group_size), shape)
     if fmt == "mx":
         if per_tensor:
             raise ValueError("mx uses a shared exponent per block of 32 values; per-tensor scaling does not apply")
@@ -224,6 +265,33 @@ def quantize_weight_codes(w: torch.Tensor, fmt: str, bits: int, *, group_size: i
     chosen_scale = torch.gather(scale_int, 0, best_sel[None]).squeeze(0)
     return QuantizedWeight(best_code.reshape(out, k), best_sel, chosen_scale.to(torch.int64), row_scale,
                            torch.zeros_like(best_sel), fmt, bits, gs, members, shape, scale_bits)
+
+
+def _quantize_float_scales(mat: torch.Tensor, members: tuple[str, ...], fmt: str, bits: int, gs: int,
+                           shape: tuple[int, ...]) -> QuantizedWeight:
+    """BitMoD reference mode: float absmax scale per (member, group), least-squared-error member."""
+    out, k = mat.shape
+    wg = mat.reshape(out, k // gs, gs)
+    amax = wg.abs().amax(dim=2)  # [out, g]
+    lo, hi = FLOAT_SCALE_CLAMP
+    best_err = best_code = best_sel = best_unit = None
+    for s, name in enumerate(members):
+        dt = DATATYPES[name]
+        unit = (amax / float(dt.max_abs)).clamp(lo, hi)  # real units per integer grid value
+        vals, codes = round_to_grid(wg / unit[..., None], name)
+        err = ((vals * unit[..., None] - wg) ** 2).sum(dim=2)
+        if best_err is None:
+            best_err, best_code, best_unit = err, codes, unit
+            best_sel = torch.zeros_like(err, dtype=torch.int64)
+        else:
+            better = err < best_err
+            best_err = torch.where(better, err, best_err)
+            best_code = torch.where(better[..., None], codes, best_code)
+            best_unit = torch.where(better, unit, best_unit)
+            best_sel = torch.where(better, torch.full_like(best_sel, s), best_sel)
+    zeros = torch.zeros_like(best_sel)
+    return QuantizedWeight(best_code.reshape(out, k), best_sel, zeros, torch.ones(out, dtype=torch.float64), zeros,
+                           fmt, bits, gs, members, shape, 0, best_unit)
 
 
 def _quantize_asym(wg: torch.Tensor, name: str, bits: int, scale_bits: int, shape: tuple[int, ...],
@@ -279,9 +347,10 @@ def _quantize_mx(mat: torch.Tensor, bits: int, name: str, shape: tuple[int, ...]
 
 
 def quantize_weight(w: torch.Tensor, fmt: str, bits: int, *, group_size: int | None = DEFAULT_GROUP_SIZE,
-                    per_tensor: bool = False) -> torch.Tensor:
-    """Fake-quantized (dequantized) copy of ``w`` in its shape and dtype; see :func:`quantize_weight_codes`."""
-    q = quantize_weight_codes(w, fmt, bits, group_size=group_size, per_tensor=per_tensor)
+                    per_tensor: bool = False, scales: str = "int") -> torch.Tensor:
+    """Fake-quantized (dequantized) copy of ``w`` in its shape and dtype; see :func:`quantize_weight_codes`
+    (``scales="float"``: BitMoD's reference quantizer with float per-group scales)."""
+    q = quantize_weight_codes(w, fmt, bits, group_size=group_size, per_tensor=per_tensor, scales=scales)
     return q.dequantize(w.dtype if w.dtype.is_floating_point else torch.float32)
 
 

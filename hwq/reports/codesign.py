@@ -2,7 +2,8 @@
 
 Run::
 
-    .venv/bin/python -m hwq.reports.codesign            # all cases (ResNet-50 @ 2 mJ, MiniLM)
+    .venv/bin/python -m hwq.reports.codesign            # all cases (ResNet-50 @ 2 mJ on edge_dataflow and
+                                                        # bitmod_small, @ 8 mJ, MiniLM @ 1.5 mJ)
     .venv/bin/python -m hwq.reports.codesign --jobs 2
 
 For each case it runs the same pipeline as ``hwq codesign`` (sensitivity once, the precision
@@ -38,7 +39,9 @@ class Case:
 
 
 CASES: tuple[Case, ...] = (
-    Case("resnet50", "2mJ", "bitmod_small", "ResNet-50 (224x224, batch 1) at 2 mJ"),
+    Case("resnet50", "2mJ", "edge_dataflow",
+         "ResNet-50 (224x224) at 2 mJ per image: dataflow, partial sums, DRAM technology, batch"),
+    Case("resnet50", "2mJ", "bitmod_small", "ResNet-50 (224x224, batch 1) at 2 mJ: array shape around bitmod"),
     Case("resnet50", "8mJ", "bitmod_small", "ResNet-50 (224x224, batch 1) at 8 mJ"),
     Case("minilm", "1.5mJ", "bitmod_small", "all-MiniLM-L6-v2 (128 tokens) at 1.5 mJ"),
 )
@@ -67,7 +70,7 @@ def run_case(case: Case, out_root: Path, jobs: int, progress: bool, hw: bool = T
     summary = result.summary()
     summary["artifacts"] = artifacts
     write_json(out / SUMMARY_FILE, summary)
-    plot = out_root / f"codesign_{case.model}_{case.budget}.png"
+    plot = out_root / f"codesign_{case.model}_{case.budget}_{space.name}.png"
     plot_pareto(result.records, result.front, result.chosen, result.presets, plot,
                 f"{case.title}: space {space.name} ({len(result.records)} points)", result.budget_pj)
     return {"case": case, "result": result, "artifacts": artifacts, "plot": plot, "out": out,
@@ -103,6 +106,38 @@ def _preset_points(result) -> list[tuple[int, str]]:
             for name, pd in presets.items() if body(spec) == pd]
 
 
+#: Axes whose effect the report tabulates (the dataflow work's axes).
+DIGEST_AXES = ("dataflow", "partial_sums", "accumulator_depth", "dram_technology", "batch")
+
+
+def _axis_digest(result) -> list[str]:
+    """For each dataflow-work axis of the space: per value, points within budget and the lowest
+    cheapest-plan energy per image (what no plan on those points can go below)."""
+    axes = [a for a in DIGEST_AXES if a in result.space.axes]
+    if not axes:
+        return []
+    out = ["Effect of each axis (over every point with that value: points within budget, and the lowest "
+           "energy per image any plan reaches, i.e. the best point's all-cheapest plan):", "",
+           "| axis | value | points | within budget | lowest cheapest plan (mJ/image) |", "| --- | --- | --- | --- | --- |"]
+    for a in axes:
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for rec in result.records:
+            v = rec["params"].get(a)
+            key = "-" if v is None else ("+".join(v) if isinstance(v, list) else str(v))
+            groups.setdefault(key, []).append(rec)
+        for key, recs in groups.items():
+            low = min((x["cheapest_energy_pj"] for x in recs if "cheapest_energy_pj" in x), default=None)
+            out.append(f"| {a} | `{key}` | {len(recs)} | {sum(bool(x.get('feasible')) for x in recs)} | "
+                       f"{'-' if low is None else _fmt(low * 1e-9)} |")
+    return out + [""]
+
+
+def _flows(rec: dict[str, Any]) -> str:
+    """``accumulate_in_array 50, output_buffer 4``: layers per dataflow of the record's plan."""
+    flows = rec.get("plan_dataflows") or {}
+    return ", ".join(f"{k} {v}" for k, v in sorted(flows.items())) or "-"
+
+
 def _plan_mix(plan: list[str]) -> str:
     counts = collections.Counter(plan)
     return ", ".join(f"{lab} x{n}" for lab, n in counts.most_common())
@@ -131,6 +166,11 @@ def render(runs: list[dict[str, Any]], out_root: Path) -> str:
         "  for bit-parallel), scaled linearly in lanes and bits per cycle (our assumption), plus SRAM at",
         f"  {SRAM_UM2_PER_KIB:.0f} µm²/KiB (TSMC 28 nm HP 6T cell 0.16 µm², Chipworks 2012, at 70 % array",
         "  efficiency, our assumption). PE energy per cycle is scaled like the area (`hwq/codesign/space.py`).",
+        "  The accumulator register files of the `accumulate_in_array` dataflow count as the bits they hold",
+        "  at the same density (a lower bound); the DRAM part is off chip and not in the hardware cost.",
+        "* **Units**: energy is per image (the budget too), latency per batch (`batch` = images per",
+        "  weight load). The chosen design's co-simulation runs its batch and the dataflow the mapper",
+        "  picked for that layer.",
         "",
     ]
     for run in runs:
@@ -150,25 +190,28 @@ def render(runs: list[dict[str, Any]], out_root: Path) -> str:
                   f"![Pareto plot]({run['plot'].relative_to(out_root)})", ""]
         if r.front:
             lines += ["Pareto set (* = chosen):", "",
-                      f"| | # | design | energy (mJ) | latency (ms) | hardware ({unit}) | sensitivity Σ Ω |",
-                      "| --- | --- | --- | --- | --- | --- | --- |"]
+                      f"| | # | design | batch | dataflows used (layers) | energy (mJ/image) | latency (ms/batch) | "
+                      f"hardware ({unit}) | sensitivity Σ Ω |",
+                      "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for i in r.front:
             x = recs[i]
-            lines.append(f"| {'*' if i == r.chosen else ''} | {x['index']} | `{x['label']}` | "
-                         f"{_fmt(x['energy_pj'] * 1e-9)} | {_fmt(x['latency_us'] * 1e-3)} | {_fmt(x['hw_cost'])} | "
-                         f"{_fmt(x['sensitivity'])} |")
+            lines.append(f"| {'*' if i == r.chosen else ''} | {x['index']} | `{x['label']}` | {x.get('batch', 1)} | "
+                         f"{_flows(x)} | {_fmt(x['energy_pj'] * 1e-9)} | {_fmt(x['latency_us'] * 1e-3)} | "
+                         f"{_fmt(x['hw_cost'])} | {_fmt(x['sensitivity'])} |")
+        lines += _axis_digest(r)
         same = _preset_points(r)
         lines += ["", "Shipped presets under the same budget"
                   + (" (" + "; ".join(f"point {i} of the space is preset `{n}` itself" for i, n in same) + ")"
                      if same else "") + ":", "",
-                  f"| preset | energy (mJ) | latency (ms) | hardware ({unit}) | sensitivity Σ Ω |",
-                  "| --- | --- | --- | --- | --- |"]
+                  f"| preset | batch | energy (mJ/image) | latency (ms/batch) | hardware ({unit}) | sensitivity Σ Ω |",
+                  "| --- | --- | --- | --- | --- | --- |"]
         for p in r.presets:
             if p.get("feasible"):
-                lines.append(f"| `{p['label']}` | {_fmt(p['energy_pj'] * 1e-9)} | {_fmt(p['latency_us'] * 1e-3)} | "
-                             f"{_fmt(p['hw_cost'])} | {_fmt(p['sensitivity'])} |")
+                lines.append(f"| `{p['label']}` | {p.get('batch', 1)} | {_fmt(p['energy_pj'] * 1e-9)} | "
+                             f"{_fmt(p['latency_us'] * 1e-3)} | {_fmt(p['hw_cost'])} | {_fmt(p['sensitivity'])} |")
             else:
-                lines.append(f"| `{p['label']}` | infeasible: {p.get('reason', '')} | | {_fmt(p['hw_cost'])} | |")
+                lines.append(f"| `{p['label']}` | {p.get('batch', 1)} | infeasible: {p.get('reason', '')} | | "
+                             f"{_fmt(p['hw_cost'])} | |")
         lines.append("")
         if r.chosen is None:
             cheap = sorted(recs, key=lambda x: x.get("cheapest_energy_pj", float("inf")))[:5]
@@ -180,10 +223,13 @@ def render(runs: list[dict[str, Any]], out_root: Path) -> str:
             lines.append("")
             continue
         c = recs[r.chosen]
-        lines += [f"**Chosen**: point {c['index']} `{c['label']}`: energy {_fmt(c['energy_pj'] * 1e-9)} mJ, "
-                  f"latency {_fmt(c['latency_us'] * 1e-3)} ms, {_fmt(c['hw_cost'])} {unit}, "
-                  f"Σ Ω {_fmt(c['sensitivity'])} (ILP status {c.get('solver_status')}). "
-                  f"Plan: {_plan_mix(c['plan'])}.", ""]
+        lines += [f"**Chosen**: point {c['index']} `{c['label']}`: energy {_fmt(c['energy_pj'] * 1e-9)} mJ per image "
+                  f"(budget {case.budget}), latency {_fmt(c['latency_us'] * 1e-3)} ms per batch of {c.get('batch', 1)}, "
+                  f"{_fmt(c['hw_cost'])} {unit}, Σ Ω {_fmt(c['sensitivity'])} (ILP status {c.get('solver_status')}). "
+                  f"Dataflow modes {' + '.join(c.get('dataflow') or ['output_buffer'])} (layers per dataflow the "
+                  f"mapper picked: {_flows(c)}), partial sums {c.get('partial_sums')}, accumulators "
+                  f"{c.get('accumulator_depth') or 'none'} rows, DRAM {c.get('dram_technology')} "
+                  f"({_fmt(c.get('dram_pj_per_bit', 0), 3)} pJ/bit). Plan: {_plan_mix(c['plan'])}.", ""]
         imp = r.improvement()
         if imp:
             bp = r.presets[r.best_preset]
@@ -206,12 +252,16 @@ def render(runs: list[dict[str, Any]], out_root: Path) -> str:
             s = art.get("sim")
             if s:
                 what = f" on a {s['sim_cols']}-column slice" if s["sliced"] else ""
+                psum = s.get("psum_accesses") or {}
+                psum_txt = (f"; psum row accesses [reads, writes] predicted {psum['predicted']}, measured "
+                            f"{psum['measured']}" if psum.get("measured") else "")
                 lines.append(
-                    f"Co-simulation{what} of layer `{s['layer']}` ({s['precision']}, tile m={s['tile']['m']} "
-                    f"k={s['tile']['k']} n={s['tile']['n']}) on {s['simulator']}: "
-                    f"{s['outputs_compared'] - s['mismatches']}/{s['outputs_compared']} outputs bit-exact against "
-                    f"the golden model; cycles predicted {s['predicted_cycles']}, measured {s['measured_cycles']} "
-                    f"({'match' if s['cycles_match'] else 'MISMATCH'}).")
+                    f"Co-simulation{what} of layer `{s['layer']}` ({s['precision']}, {s.get('dataflow')} dataflow, "
+                    f"batch {s.get('batch', 1)}, tile m={s['tile']['m']} k={s['tile']['k']} n={s['tile']['n']}) on "
+                    f"{s['simulator']}: {s['outputs_compared'] - s['mismatches']}/{s['outputs_compared']} outputs "
+                    f"bit-exact against the golden model; cycles predicted {s['predicted_cycles']}, measured "
+                    f"{s['measured_cycles']} ({'match' if s['cycles_match'] else 'MISMATCH'}){psum_txt}."
+                    + "".join(f" Skipped `{k['layer']}`: {k['reason']}." for k in s.get("skipped_layers") or []))
             lines.append("")
     return "\n".join(lines) + "\n"
 
@@ -220,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hwq.reports.codesign", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "reports", help="report folder (default: reports/)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--only", choices=[c.model for c in CASES], default=None, help="run one case only")
+    parser.add_argument("--only", choices=sorted({c.model for c in CASES}), default=None,
+                        help="run one model's cases only (the report then holds only those)")
     args = parser.parse_args(argv)
     cases = [c for c in CASES if args.only in (None, c.model)]
     runs = [run_case(c, args.out, args.jobs, sys.stderr.isatty()) for c in cases]

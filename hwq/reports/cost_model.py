@@ -4,7 +4,7 @@ Run::
 
     .venv/bin/python -m hwq.reports.cost_model
 
-Sections: bit-serial (``bitmod`` preset) vs bit-parallel (``int8_parallel``) on ResNet-50 and
+Sections: bit-serial (``bitmod`` preset, the BitMoD paper configuration) vs bit-parallel (``int8_parallel``) on ResNet-50 and
 MiniLM at W4 and W8; the same precision changes through the Stripes, Loom and Bit Fusion cycle
 models (DESIGN.md section 5) on the same layers, beside BitMoD's reported ratios; ResNet-50
 energy at uniform 8/6/4/3-bit weights on the default preset, with its breakdown (the plot),
@@ -151,144 +151,190 @@ def build_report() -> tuple[str, dict]:
     ]
 
     # --- ResNet-50 energy by uniform precision on the default preset ---------------------------
+    from hwq.spec import DEFAULT_PRESET
+
     wl = wls["resnet50"]
+    edge = load_spec(DEFAULT_PRESET)
     uni = [Choice("int", 8, 8), Choice("int", 6, 8), Choice("bitmod", 4, 8), Choice("bitmod", 3, 8),
            Choice("bitmod", 4, 4), Choice("bitmod", 3, 4)]
-    table = evaluate(wl, serial, serial.choices())
-    fixed = evaluate(wl, serial, serial.choices(), mappings=("n_outer",))
+    table = evaluate(wl, edge, edge.choices())
     keys = list(table.breakdown_pj)
+    n_layers = len(table.layer_names)
     lines += [
-        "## 3. ResNet-50 energy on the default preset (`bitmod`) by weight precision",
+        f"## 3. ResNet-50 energy on the default preset (`{edge.name}`) by weight precision",
         "",
-        "Each layer runs the least-energy loop nest of `hwq.cost.MAPPINGS` (last column: how many of the",
-        f"{len(table.layer_names)} layers are M-tiled).",
+        f"`{edge.name}`: {edge.description}. Each layer runs the least-energy loop nest of `hwq.cost.MAPPINGS`",
+        "its dataflows allow (last columns: how many layers keep their partial sums in the array, and how",
+        "many spill an activation tensor to DRAM under the liveness rule). Energy per image, batch 1.",
         "",
-        "| uniform choice | weights (MB) | energy | " + " | ".join(keys) + " | latency (ms) | M-tiled layers |",
-        "| --- | ---: | ---: | " + " | ".join("---:" for _ in keys) + " | ---: | ---: |",
+        "| uniform choice | weights (MB) | energy | " + " | ".join(keys) + " | latency (ms) | accumulate layers | "
+        "layers with a spill |",
+        "| --- | ---: | ---: | " + " | ".join("---:" for _ in keys) + " | ---: | ---: | ---: |",
     ]
     plot_rows = []
-    n_layers = len(table.layer_names)
     for c in uni:
         t = table.uniform(c)
-        col = [table.choice_index(c)] * n_layers
-        tiled = n_layers - table.mapping_counts(col)["n_outer"]
+        ci = table.choice_index(c)
+        col = [ci] * n_layers
+        counts = table.mapping_counts(col)
+        acc = counts["accumulate_in_array"] + counts["accumulate_in_array_refetched"]
+        spills = int((~table.input_resident[:, ci] | ~table.output_resident[:, ci]).sum())
         plot_rows.append((str(c), [t[f"{k}_pj"] for k in keys]))
         lines.append(f"| {c} | {t['weight_bits'] / 8e6:.2f} | {_fmt_e(t['energy_pj'])} | "
-                     + " | ".join(_fmt_e(t[f"{k}_pj"]) for k in keys) + f" | {t['latency_s'] * 1e3:.3f} | {tiled} |")
-    cheapest_idx = table.energy_pj.argmin(axis=1)
-    cheapest = table.totals(cheapest_idx)
+                     + " | ".join(_fmt_e(t[f"{k}_pj"]) for k in keys)
+                     + f" | {t['latency_s'] * 1e3:.3f} | {acc} | {spills} |")
+    cheapest = table.totals(table.energy_pj.argmin(axis=1))
     plot_rows.append(("cheapest plan", [cheapest[f"{k}_pj"] for k in keys]))
-    fixed_idx = fixed.energy_pj.argmin(axis=1)
-    fixed_cheapest = fixed.totals(fixed_idx)
-    w8 = table.uniform(Choice("int", 8, 8))
-    w8_fixed = fixed.uniform(Choice("int", 8, 8))
-    counts: dict[str, int] = {}
-    for i in cheapest_idx:
-        counts[str(table.choices[i])] = counts.get(str(table.choices[i]), 0) + 1
-    above = w8["energy_pj"] > BUDGET_PJ
-    below = cheapest["energy_pj"] < BUDGET_PJ
-    lines += [
-        "",
-        "Cheapest supported plan (each layer at its cheapest choice: "
-        + ", ".join(f"{n} layers {k}" for k, n in sorted(counts.items())) + f"): **{_fmt_e(cheapest['energy_pj'])}** "
-        f"(compute {_fmt_e(cheapest['compute_pj'])}, buffers "
-        f"{_fmt_e(cheapest['weight_buffer_pj'] + cheapest['activation_buffer_pj'] + cheapest['output_buffer_pj'])}, "
-        f"DRAM {_fmt_e(cheapest['dram_pj'])}); uniform W8A8: **{_fmt_e(w8['energy_pj'])}**. With the single",
-        f"whole-layer loop nest (`mappings=(\"n_outer\",)`, the model before the mapper) they were "
-        f"{_fmt_e(fixed_cheapest['energy_pj'])} and {_fmt_e(w8_fixed['energy_pj'])}.",
-        "",
-        f"Does a 2 mJ budget separate them? W8A8 above 2 mJ: **{'yes' if above else 'no'}**; cheapest plan below "
-        f"2 mJ: **{'yes' if below else 'no'}**.",
-    ]
-    e_bit = serial.dram.energy_pj_per_bit
-    ops = ("weights", "inputs", "outputs", "psums")
-
-    def dram_row(label: str, tot: dict) -> str:
-        return f"| {label} | " + " | ".join(_fmt_e(tot[f"dram_{k}_bits"] * e_bit) for k in ops) + \
-            f" | {_fmt_e(tot['dram_pj'])} |"
-
-    lines += [
-        "",
-        "DRAM energy by operand (mapper: weights and inputs from DRAM once, except where re-fetching is",
-        "cheaper; `n_outer` only: inputs that do not fit half the activation buffer re-read for every N-tile",
-        "pass and partial sums that do not fit the output buffer spilled):",
-        "",
-        "| plan | weights | inputs | outputs | partial sums | DRAM total |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
-        dram_row("uniform int8/a8, mapper", w8),
-        dram_row("cheapest, mapper", cheapest),
-        dram_row("uniform int8/a8, `n_outer` only", w8_fixed),
-        dram_row("cheapest, `n_outer` only", fixed_cheapest),
-        "",
-        "Layers the mapper M-tiles in the cheapest plan (all others run the RTL's whole-layer loop `n_outer`;",
-        "`rows/tile` = activation rows per M tile, each M tile is one run of the array, with its own weight",
-        "loads and drains counted by `hwq.timing.tile_compute_cycles`):",
-        "",
-        "| layer | m x k x n | choice | mapping | M tiles | rows/tile | energy | `n_outer` energy |",
-        "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: |",
-    ]
-    for li, c in enumerate(cheapest_idx):
-        mp = table.mapping_names[table.mapping[li, c]]
-        if mp == "n_outer":
-            continue
-        lay = wl.layers[li]
-        lines.append(f"| {lay.name} | {lay.m}x{lay.k}x{lay.n} | {table.choices[c]} | {mp} | "
-                     f"{table.m_tiles[li, c]:.0f} | {table.m_tile_rows[li, c]:.0f} | {_fmt_e(table.energy_pj[li, c])} | "
-                     f"{_fmt_e(fixed.energy_pj[li, c])} |")
-
-    # --- the same model with a published alternative DRAM figure (temporary spec, preset untouched) ---
-    lp_bit = LPDDR4_PJ_PER_64BIT / 64
-    lp_spec = dataclasses.replace(serial, name="bitmod+lpddr4",
-                                  dram=dataclasses.replace(serial.dram, energy_pj_per_bit=lp_bit))
-    lp = evaluate(wl, lp_spec, lp_spec.choices())
-    lp_cheapest = lp.totals(lp.energy_pj.argmin(axis=1))
-    lp_w8 = lp.uniform(Choice("int", 8, 8))
-    lp_below = lp_cheapest["energy_pj"] < BUDGET_PJ
-    lines += [
-        "",
-        f"With Accelergy's LPDDR4 figure ({LPDDR4_PJ_PER_64BIT:g} pJ per 64-bit read = {lp_bit:g} pJ/bit, DESIGN.md "
-        f"section 3) in place of BitMoD's {serial.dram.energy_pj_per_bit:g} pJ/bit (a temporary spec built here; "
-        "the preset is unchanged), the same model gives: cheapest plan "
-        f"**{_fmt_e(lp_cheapest['energy_pj'])}** (compute {_fmt_e(lp_cheapest['compute_pj'])}, output buffer "
-        f"{_fmt_e(lp_cheapest['output_buffer_pj'])}, DRAM {_fmt_e(lp_cheapest['dram_pj'])}), uniform W8A8 "
-        f"**{_fmt_e(lp_w8['energy_pj'])}**; cheapest below 2 mJ: **{'yes' if lp_below else 'no'}**.",
-    ]
-    if not below:
-        lines += [
-            "",
-            "**With the published figures of the `bitmod` preset the cheapest plan does not fit 2 mJ, even with",
-            "the mapper.** What remains is not a mapping artefact: the 3-bit weights of ResNet-50 read once cost",
-            f"{_fmt_e(cheapest['dram_weights_bits'] * e_bit)} of DRAM energy, the activations that do not fit on chip",
-            f"{_fmt_e((cheapest['dram_inputs_bits'] + cheapest['dram_outputs_bits']) * e_bit)}, and the 32-bit partial",
-            "sums read-modify-written in the output SRAM once per K tile (what the RTL does) at Accelergy's 45 nm",
-            f"buffer energy {_fmt_e(cheapest['output_buffer_pj'])}. The figures are left as published, not tuned to make",
-            "the budget feasible; a 2 mJ ResNet-50 target needs another design point (cheaper DRAM and SRAM",
-            "figures, a larger array tile in K so fewer partial-sum passes) - which is what `hwq codesign` explores.",
-        ]
+    lines += ["", f"Cheapest plan on `{edge.name}`: **{_fmt_e(cheapest['energy_pj'])}**, below 2 mJ: "
+              f"**{'yes' if cheapest['energy_pj'] < BUDGET_PJ else 'no'}** (`hwq explore --model resnet50 --budget 2mJ`"
+              " has room to choose).", ""]
+    lines += _floor_section(wl)
+    lines += _holes_section(wl, wls)
     lines += [
         "",
         "![ResNet-50 energy breakdown](cost_model.png)",
         "",
-        "## Model assumptions (see `hwq/cost.py` for every formula)",
+        "## Model assumptions (see `hwq/cost.py` for every formula, `hwq/residency.py` for liveness)",
         "",
-        "- The array runs the RTL's weight-stationary loop (`hwq/hw/array.py`): for each N tile, for each K tile,",
-        "  stream the rows of one run. Per layer and choice the mapper picks the least-energy of three loop nests",
-        "  (`hwq.cost.MAPPINGS`): `n_outer` (one run over all M rows; inputs that do not fit half the activation",
-        "  buffer are re-read for every N-tile pass; partial sums that do not fit the output buffer spill);",
-        "  `m_tiled_weights_resident` (the layer's weights held in the weight buffer, M split into runs whose",
-        "  partial-sum block fits the output buffer and whose input slice fits half the activation buffer;",
-        "  weights and inputs from DRAM once); `m_tiled_weights_refetched` (the same M tiles, weights re-read",
-        "  from DRAM for every M tile). Ties go to `n_outer`.",
-        "- Compute cycles are `hwq.timing.tile_compute_cycles` summed over every array tile of every run (more M",
-        "  tiles = more weight loads and drains). Idle PEs are clock-gated (compute energy counts active",
-        "  PE-cycles only).",
-        "- Activations stay on chip when a tensor fits half of the activation buffer; a larger output is written",
-        "  to DRAM once. Conv halo rows shared by neighbouring M tiles are not counted.",
-        "- Partial sums (32 bits) are read and written in the output buffer once per K tile.",
-        "- No static power in the ASIC presets (BitMoD's simulator counts none).",
+        "- Loop nests (`hwq.cost.MAPPINGS`): with the `output_buffer` dataflow `n_outer` (one run over all M rows),",
+        "  `m_tiled_weights_resident` and `m_tiled_weights_refetched` (M split so the partial-sum block fits the",
+        "  output buffer and a spilled input's slice fits the free activation buffer); with `accumulate_in_array`",
+        "  one run that walks M tiles of at most `accumulators.depth` rows, partial sums in per-column accumulator",
+        "  register files (`accumulate_in_array`, or `_refetched` when one N tile's weights do not fit the weight",
+        "  buffer). Ties go to the lowest index.",
+        "- Compute cycles are `hwq.timing.layer_compute_cycles` (with the run's M tile) per GEMM; the co-simulation",
+        "  measures the same numbers, and the partial-sum accesses of `hwq.timing.psum_row_accesses`.",
+        "- Residency by liveness: point-wise ops fuse into the producer's requantizer; a tensor stays in the",
+        "  activation buffer while it is live if the live set fits; otherwise the resident tensor whose next use",
+        "  is furthest away spills (written once, read by each consumer). The model input comes from DRAM; the",
+        "  network output goes to DRAM. Costed at the choice's activation width for the whole network.",
+        "- Element-wise ops (residual adds, pooling, softmax, layer norm, lookups) read and write the activation",
+        "  buffer (or DRAM) and cost `vector_unit.op_energy_pj` per element op (default: Horowitz's 8-bit add).",
+        "- Conv halo rows shared by neighbouring M tiles are not counted. No static power in the ASIC presets.",
         "",
     ]
     return "\n".join(lines), {"rows": plot_rows, "keys": keys}
+
+
+def _cheapest(wl, spec, batch: int) -> dict:
+    """Totals of the all-cheapest plan (every layer at its least-energy choice) at ``batch``."""
+    from hwq.cost import evaluate
+
+    t = evaluate(wl, spec, spec.choices(), batch=batch)
+    idx = t.energy_pj.argmin(axis=1)
+    out = t.totals(idx)
+    # what no mapping can avoid at these precisions: compute, element-wise work, each weight read
+    # from DRAM once per batch, the input image and the logits, and one pass of the array's operand
+    # streams through the buffers (weights written and read once, activations as the array streams them)
+    e_bit = spec.dram.energy_pj_per_bit
+    L = range(len(t.layer_names))
+    w_once = sum(t.weight_bits[l, idx[l]] for l in L) / batch
+    io = sum(wl.layers[l].read_elems * t.choices[idx[l]].act_bits for l in L if l == 0)
+    io += wl.layers[-1].out_elems * t.choices[idx[-1]].act_bits
+    wb = spec.buffers["weight"]
+    out["floor_pj"] = (out["compute_pj"] + out["vector_pj"] + out["activation_buffer_pj"]
+                       + w_once * (wb.read_energy_pj + wb.write_energy_pj) / wb.access_bits
+                       + (w_once + io) * e_bit)
+    out["dram_weights_pj"] = out["dram_weights_bits"] * e_bit / batch
+    out["dram_acts_pj"] = out["dram_pj"] - out["dram_weights_pj"]
+    return out
+
+
+def _floor_section(wl) -> list[str]:
+    """The floor table: per preset and batch, what no mapping avoids and the cheapest plan."""
+    from hwq.spec import PRESETS, load_spec
+
+    lines = [
+        "## 4. The energy floor of ResNet-50 per preset and batch",
+        "",
+        "Per image. *Floor*: what no mapping can avoid at the cheapest precisions the preset offers: compute,",
+        "element-wise work, every weight read from DRAM once per batch (and written to and read from the weight",
+        "buffer once), the input image and the logits through DRAM, and the activation-buffer streams the",
+        "array needs. *Cheapest plan*: every layer at its least-energy choice, with the mapper, liveness",
+        "residency and partial sums as the preset builds them. The rest of the columns split the cheapest plan.",
+        "",
+        "| preset | batch | floor | cheapest plan | compute | weight + act. buffers | output buffer | accumulators "
+        "| DRAM weights | DRAM activations | latency per batch (ms) | 2 mJ feasible |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for name in PRESETS:
+        spec = load_spec(name)
+        for batch in (1, 4, 8):
+            c = _cheapest(wl, spec, batch)
+            lines.append(
+                f"| `{name}` | {batch} | {_fmt_e(c['floor_pj'])} | {_fmt_e(c['energy_pj'])} | {_fmt_e(c['compute_pj'])} | "
+                f"{_fmt_e(c['weight_buffer_pj'] + c['activation_buffer_pj'])} | {_fmt_e(c['output_buffer_pj'])} | "
+                f"{_fmt_e(c['accumulators_pj'])} | {_fmt_e(c['dram_weights_pj'])} | {_fmt_e(c['dram_acts_pj'])} | "
+                f"{c['latency_s'] * 1e3:.2f} | {'yes' if c['energy_pj'] <= BUDGET_PJ else 'no'} |")
+    lines += [
+        "",
+        "Batching divides the weight traffic but multiplies the live activations: on these 0.5-1 MiB activation",
+        "buffers the extra spills cost about as much DRAM as the weights save, so batch 4 and 8 lower the floor",
+        "much more than the cheapest plan (and can raise it). The default preset reaches 2 mJ at batch 1 through LPDDR4, partial sums kept in the",
+        "array and a 1 MiB activation buffer (`hwq/presets/bitmod_edge.yaml` gives the source of each figure).",
+        "",
+    ]
+    return lines
+
+
+def _holes_section(wl, wls) -> list[str]:
+    """What closing each cost-model hole changed on the BitMoD paper preset, against the old model."""
+    import dataclasses as dc
+
+    from hwq.cost import Choice, evaluate
+    from hwq.reports.baseline_cost import BASELINE_COMMIT, load_baseline_cost
+    from hwq.spec import load_spec
+
+    paper = load_spec("bitmod")
+    c = Choice("bitmod", 3, 4)
+    old = load_baseline_cost()
+    before = old.evaluate(wl, paper, [c]).uniform(c)["energy_pj"]
+    now_t = evaluate(wl, paper, [c])
+    now = now_t.uniform(c)
+    e_bit = paper.dram.energy_pj_per_bit
+    # 1. strided 1x1: re-open the hole (every conv reads its whole input tensor)
+    wide = dc.replace(wl, layers=[dc.replace(l, in_read_elems=0) for l in wl.layers])
+    strided = evaluate(wide, paper, [c]).uniform(c)["energy_pj"] - now["energy_pj"]
+    # 2. the input image: conv1's DRAM read, now charged
+    image = now_t.dram_bits_by_operand["inputs"][0, 0] * e_bit
+    # 3. element-wise work: the vector ops' compute and DRAM traffic (their buffer traffic is in the buffers)
+    ab = paper.buffers["activation"]
+    elementwise = now["vector_pj"] + now["dram_vector_bits"] * e_bit
+    # 4. liveness: the rest of the change
+    liveness = now["energy_pj"] - before + strided - image - elementwise
+    # the components the ZigZag comparison covered (int8_parallel, W8A8): compute + buffers + DRAM weights
+    par, c8 = load_spec("int8_parallel"), Choice("int", 8, 8)
+    comp = lambda t: t["compute_pj"] + t["weight_buffer_pj"] + t["activation_buffer_pj"] + t["output_buffer_pj"]         + t["dram_weights_bits"] * par.dram.energy_pj_per_bit  # noqa: E731
+    z_old = comp(old.evaluate(wl, par, [c8]).uniform(c8))
+    z_new = comp(evaluate(wl, par, [c8]).uniform(c8))
+    del ab
+    return [
+        "## 5. The four cost-model holes, closed (issue 11)",
+        "",
+        f"ResNet-50, all layers {c}, on the BitMoD paper preset `bitmod` (unchanged figures), against the cost model",
+        f"of commit `{BASELINE_COMMIT}` run in the same process (`hwq/reports/baseline_cost.py`).",
+        "",
+        "| | energy per image |",
+        "| --- | ---: |",
+        f"| before (`{BASELINE_COMMIT}`) | {_fmt_e(before)} |",
+        f"| 1. strided 1x1 convolutions read only the pixels they use | -{_fmt_e(strided)} |",
+        f"| 2. the input image is read from DRAM (conv1's input) | +{_fmt_e(image)} |",
+        f"| 3. element-wise work (16 residual adds, max pool, avg pool: compute + DRAM traffic) | +{_fmt_e(elementwise)} |",
+        f"| 4. liveness residency (skip tensors live across their block; the rest of the change) | +{_fmt_e(liveness)} |",
+        f"| now | {_fmt_e(now['energy_pj'])} |",
+        "",
+        "Hole 1 is measured by re-opening it in the new model; 2 and 3 are the new model's own terms; 4 is what",
+        "remains of the difference (it includes the interactions). The element-wise term is large because the",
+        "residual adds read their skip tensors: under liveness a block's input stays live until its add, and at",
+        "512 KiB the skip tensors of the early blocks do not fit beside the block's own tensors, so the adds",
+        "read them back from DRAM (\"fits half the buffer\" had ignored both the adds and the skip tensors).",
+        "",
+        "Agreement with the peer DSE tool: the ZigZag 3.9.1 comparison (issue 11: within 3.3 % on `int8_parallel`,",
+        "W8A8, compute + buffers + DRAM weights) covers terms the holes barely touch: they were "
+        f"{_fmt_e(z_old)} before and are {_fmt_e(z_new)} now ({100 * (z_new / z_old - 1):+.1f} %), so the model stays",
+        f"within {3.3 + abs(100 * (z_new / z_old - 1)):.1f} % of ZigZag on them (bound from the two differences).",
+        "",
+    ]
 
 
 def _plot(data: dict, path: Path) -> None:
@@ -307,7 +353,7 @@ def _plot(data: dict, path: Path) -> None:
     ax.axhline(BUDGET_PJ * 1e-9, color="k", linestyle="--", linewidth=1, label="2 mJ")
     ax.set_ylabel("energy (mJ)")
     ax.tick_params(axis="x", labelsize=8, labelrotation=15)
-    ax.set_title("ResNet-50 on the bitmod preset (per-layer mapper): uniform precisions, cheapest plan")
+    ax.set_title("ResNet-50 on the default preset (bitmod_edge): uniform precisions, cheapest plan")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     save_figure(fig, path, dpi=120)

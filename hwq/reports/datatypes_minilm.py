@@ -27,6 +27,8 @@ FORMATS: tuple[tuple[str, int], ...] = (("int", 3), ("int_asym", 3), ("fp", 3), 
                                         ("int", 4), ("int_asym", 4), ("fp", 4), ("ant", 4), ("bitmod", 4),
                                         ("mx", 4))
 GROUP_SIZE = 128
+#: Formats also measured with BitMoD's reference float per-group scales (``scales="float"``).
+FLOAT_SCALE_FORMATS: tuple[str, ...] = ("int", "fp", "ant", "bitmod")
 
 
 @dataclass
@@ -38,6 +40,11 @@ class Study:
     mse: dict[str, list[float]] = field(default_factory=dict)
     sqnr_db: dict[str, list[float]] = field(default_factory=dict)
     cosine: dict[str, float] = field(default_factory=dict)
+    #: the same with float per-group scales (BitMoD reference mode), for FLOAT_SCALE_FORMATS
+    mse_float: dict[str, list[float]] = field(default_factory=dict)
+    cosine_float: dict[str, float] = field(default_factory=dict)
+    #: fraction of weights whose integer-scale value differs from the float-scale (reference) one
+    differ_float: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
 
 
@@ -70,8 +77,37 @@ def run_study(formats: tuple[tuple[str, int], ...] = FORMATS, group_size: int = 
             mse, sqnr = weight_error(mods[name].weight, qmods[name].quantized_weight())
             study.mse[k].append(mse)
             study.sqnr_db[k].append(sqnr)
+        if fmt in FLOAT_SCALE_FORMATS:
+            _float_scale_variant(study, model, mods, qmods, layers, ref, fmt, bits, group_size)
     study.seconds = time.perf_counter() - t0
     return study
+
+
+def _float_scale_variant(study: Study, model, mods: dict, qmods: dict, layers: list[str], ref, fmt: str, bits: int,
+                         group_size: int) -> None:
+    """Weights quantized with float per-group scales (BitMoD's reference quantizer): MSE, cosine, differences."""
+    import copy
+
+    import torch
+
+    from hwq.quant import quantize_weight, weight_error
+    from models.minilm import SENTENCES, embedding_cosine
+
+    k = key(fmt, bits)
+    fmodel = copy.deepcopy(model)
+    fmods = dict(fmodel.named_modules())
+    study.mse_float[k] = []
+    differ = total = 0
+    for name in layers:
+        w = mods[name].weight.detach()
+        wf = quantize_weight(w, fmt, bits, group_size=group_size, scales="float")
+        fmods[name].weight.data.copy_(wf)
+        study.mse_float[k].append(weight_error(w, wf)[0])
+        differ += int((wf != qmods[name].quantized_weight().to(wf.dtype)).sum())
+        total += w.numel()
+    with torch.no_grad():
+        study.cosine_float[k] = embedding_cosine(fmodel, ref, SENTENCES)
+    study.differ_float[k] = differ / total
 
 
 def _mean(v: list[float]) -> float:
@@ -119,6 +155,24 @@ def render_markdown(study: Study, plot_name: str) -> str:
         s = study.sqnr_db[k]
         lines.append(f"| {k} | {_mean(study.mse[k]):.3e} | {_mean(s):.2f} | {min(s):.2f} | {max(s):.2f} | "
                      f"{study.cosine[k]:.4f} |")
+    fkeys = [k for k in keys if k in study.mse_float]
+    if fkeys:
+        lines += ["", "### Cost of integer scales (hardware) vs BitMoD's reference float scales", "",
+                  "The table above uses the hardware's scales (unsigned integer per group times a float per row). "
+                  "BitMoD's reference quantizer keeps a float absmax scale per group "
+                  "(`quantize_weight(..., scales=\"float\")`; it matches an independent float32 reference "
+                  "implementation on every MiniLM weight: `tests/test_bitmod_reference.py`). Same layers, same "
+                  "sentences; MSE is the mean over layers. Cost = integer-scale minus float-scale figure "
+                  "(MSE as a relative change, cosine as a difference; positive MSE / negative cosine means "
+                  "the integer scales cost quality).", "",
+                  "| format | MSE float scales | MSE integer scales | integer-scale MSE cost | cosine float scales | "
+                  "cosine integer scales | integer-scale cosine cost | weights that differ |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for k in fkeys:
+            mf, mi = _mean(study.mse_float[k]), _mean(study.mse[k])
+            cf, ci = study.cosine_float[k], study.cosine[k]
+            lines.append(f"| {k} | {mf:.4e} | {mi:.4e} | {100 * (mi / mf - 1):+.2f} % | {cf:.4f} | {ci:.4f} | "
+                         f"{ci - cf:+.4f} | {100 * study.differ_float[k]:.1f} % |")
     lines += ["", "BitMoD's claim (the per-group mixture beats INT and ANT at equal bits):", ""]
     for bits in sorted({int(k[-1]) for k in keys}):
         if all(key(f, bits) in study.sqnr_db for f in ("bitmod", "int", "ant")):

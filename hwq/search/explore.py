@@ -24,7 +24,8 @@ class ExploreRequest:
     model: str
     budget_j: float
     budget_text: str
-    arch: str = "bitmod"
+    arch: str | None = None
+    batch: int | None = None
     latency_s: float | None = None
     size_bytes: float | None = None
     sensitivity: str = "hessian"
@@ -42,6 +43,12 @@ class ExploreRequest:
     progress: bool = False
     command: str = ""
     write: bool = True
+    #: measured refinement (``--refine K``): the K best ILP plans, greedy, best uniform and local moves,
+    #: scored on the real metric with the calibration data (hwq.search.refine); 0 = off
+    refine: int = 0
+    refine_seed: int = 0
+    #: a ``models.registry.ModelRecipe`` to use instead of ``get_recipe(model)`` (the Python API, hwq.explore)
+    recipe: Any = None
 
 
 @dataclass
@@ -62,6 +69,7 @@ class ExploreResult:
         return {"out_dir": str(self.out_dir) if self.out_dir else None, "solver": self.plan["solver"],
                 "totals": self.plan["totals"], "baselines": self.plan.get("baselines", {}),
                 "inputs": self.plan["inputs"], "sensitivity_cache_hit": self.cache_hit,
+                **({"refine": self.plan["refine"]} if "refine" in self.plan else {}),
                 "timings_s": {k: round(v, 3) for k, v in self.timings_s.items()},
                 "layers": [{k: l[k] for k in ("name", "choice", "energy_pj")} for l in self.plan["layers"]]}
 
@@ -75,7 +83,7 @@ class ExploreResult:
             counts[l["choice"]] = counts.get(l["choice"], 0) + 1
         lines = [f"{inp['model']} on {inp['arch']}: {t['layers']} layers, budget {inp['budget']['text']}",
                  f"solver {s['name']}: {s['status']} ({'optimal' if s['optimal'] else 'not proven optimal'}), "
-                 f"{s['solve_time_s']:.2f} s",
+                 f"{self.timings_s.get('ilp_s', 0.0):.2f} s",
                  f"energy {format_si(t['energy_j'], 'J')}"
                  + (f", latency {format_si(t['latency_s'], 's')}" if t.get("latency_s") is not None else "")
                  + (f", weights {t['size_bytes'] / 1e6:.3f} MB" if t.get("size_bytes") is not None else "")
@@ -90,6 +98,11 @@ class ExploreResult:
                          f"{b['best_uniform']['sensitivity']:.4g}, energy {format_si(b['best_uniform']['energy_j'], 'J')}")
         elif "best_uniform" in b:
             lines.append("no uniform precision fits the budget")
+        r = self.plan.get("refine")
+        if r:
+            ilp = next((c for c in r["candidates"] if c["origin"] == "ilp#1"), None)
+            lines.append(f"refined: kept {r['chosen']} ({r['score']:.4f}) of {r['evaluated']} measured plans"
+                         + (f"; ILP plan {ilp['score']:.4f}" if ilp else "") + f" [{r['metric']}]")
         lines.append(f"sensitivity: {inp['sensitivity']} ({'cache hit' if self.cache_hit else 'computed'})")
         lines.append("time: " + ", ".join(f"{k[:-2]} {v:.1f}s" for k, v in self.timings_s.items()))
         if self.out_dir:
@@ -102,7 +115,9 @@ def calibration_sample_count(example: Any, requested: int | None) -> int:
     """Calibration samples for the sensitivity: 2 large images, 16 token sequences, else 64."""
     import torch
 
-    if requested:
+    if requested is not None:
+        if requested < 1:
+            raise UsageError(f"--calib-samples must be >= 1, got {requested}")
         return requested
     if isinstance(example, torch.Tensor) and example.dim() == 4 and example.shape[-1] * example.shape[-2] >= 128 * 128:
         return 2  # large images: the double backward dominates the run time
@@ -137,7 +152,12 @@ def explore(req: ExploreRequest, warn: Callable[[str], None] = lambda m: None) -
     from models.registry import get_recipe
 
     spec = load_spec(req.arch)  # bad names fail here, before torch loads
-    recipe = get_recipe(req.model)
+    recipe = req.recipe if req.recipe is not None else get_recipe(req.model)
+    if req.write:  # the output folder policy (hwq.paths) is checked before any work
+        from hwq.paths import check_output_dir
+        from hwq.search.report import default_out_dir
+
+        check_output_dir(req.out or default_out_dir(req.model, spec.name, req.budget_text), "--out", "explore")
     from hwq.cost import evaluate
     from hwq.search.greedy import best_uniform, greedy
     from hwq.search.ilp import solve
@@ -158,6 +178,9 @@ def explore(req: ExploreRequest, warn: Callable[[str], None] = lambda m: None) -
 
     t = time.perf_counter()
     torch.manual_seed(0)  # deterministic random init, so the sensitivity cache hits on the next run
+    if req.weights and str(req.weights) != "random" and Path(req.weights).is_dir():
+        raise UsageError(f"--weights {req.weights} is a folder, not a file; give a state-dict file (.pt/.pth) "
+                         f"of {req.model}")
     if req.weights and str(req.weights) != "random" and not Path(req.weights).is_file():
         raise UsageError(f"--weights {req.weights}: no such file; give a state-dict file (.pt/.pth) of {req.model}")
     try:
@@ -172,15 +195,20 @@ def explore(req: ExploreRequest, warn: Callable[[str], None] = lambda m: None) -
                          f"({type(err).__name__}: {first}); give a state dict of this model") from None
     notes: list[str] = []
     weights_desc, random_init = describe_weights(recipe, req.weights)
-    if random_init:
-        msg = (f"model {req.model} has random-init weights ({weights_desc}): "
-               "the plan is only as meaningful as the weights; pass --weights PATH for a real plan")
-        warn(msg)
-        notes.append(msg)
     model.eval()
     example = recipe.example_input()
     n = calibration_sample_count(example, req.calib_samples)
     batches = list(recipe.calibration(n, req.calib) if req.calib else recipe.calibration(n))
+    if random_init:  # after the inputs are read, so a bad --calib is the only line on stderr
+        msg = (f"model {req.model} has random-init weights ({weights_desc}): "
+               "the plan is only as meaningful as the weights; pass --weights PATH for a real plan")
+        warn(msg)
+        notes.append(msg)
+    if getattr(recipe, "synthetic_calibration", False) and not req.calib:
+        msg = (f"model {req.model} calibrates on {recipe.calibration_source or 'synthetic data'}: sensitivities "
+               "are only as meaningful as the calibration data; pass --calib DIR (or give the recipe a calibration(n))")
+        warn(msg)
+        notes.append(msg)
     calib_desc = _describe_calib(recipe, batches, req.calib, n)
     timings["model_s"] = time.perf_counter() - t
 
@@ -189,7 +217,8 @@ def explore(req: ExploreRequest, warn: Callable[[str], None] = lambda m: None) -
     names = weight_layer_names(model, workload)
     if not names:
         raise UsageError(f"model {req.model} has no Conv/Linear layers to quantize")
-    cost = evaluate(workload, spec, choices)
+    batch = spec.batch if req.batch is None else req.batch
+    cost = evaluate(workload, spec, choices, batch=batch)
     timings["cost_s"] = time.perf_counter() - t
     labels = [str(c) for c in choices]
     split = split_layers(cost, names, choices)
@@ -214,7 +243,15 @@ def explore(req: ExploreRequest, warn: Callable[[str], None] = lambda m: None) -
         for l in (0, len(names) - 1):
             allowed[l] &= keep
     ties = residual_tie_groups(workload, names) if req.tie_residual else []
-    Problem(names, labels, np.zeros_like(energy), energy, latency, wbits, allowed, ties, **budgets).check_bounds()
+    try:
+        Problem(names, labels, np.zeros_like(energy), energy, latency, wbits, allowed, ties, **budgets).check_bounds()
+    except UnsatisfiableError as err:
+        if "energy budget" not in str(err):
+            raise
+        from hwq.search.neighbours import suggest_change
+
+        hint = suggest_change(workload, spec, names, req.budget_j * 1e12, batch)
+        raise UnsatisfiableError(f"{str(err).split('; raise')[0]} at batch {batch} on {spec.name!r}; {hint}") from None
 
     t = time.perf_counter()
     samples = req.samples or auto_samples(model)
@@ -259,8 +296,17 @@ def explore(req: ExploreRequest, warn: Callable[[str], None] = lambda m: None) -
 
     by_name = {l.name: l for l in workload.layers}
     group_sizes = [layer_group_size(by_name[n].k, spec.arithmetic.group_size) for n in names]
+    refinement = None
+    if req.refine:
+        t = time.perf_counter()
+        solution, refinement = _refine(req, model, batches, problem, solution, choices, group_sizes, with_fixed,
+                                       bu[1] if bu else None)
+        baselines["ilp"] = {**totals_dict(with_fixed(problem.totals(refinement.candidates[0].assignment)),
+                                          spec.clock_mhz), "measured": refinement.candidates[0].score}
+        timings["refine_s"] = time.perf_counter() - t
     inputs = {
-        "model": req.model, "arch": spec.name,
+        "model": req.model, "arch": spec.name, "batch": batch,
+        "energy_per": "image", "latency_per": f"batch of {batch}",
         "budget": {"text": req.budget_text, "energy_j": req.budget_j},
         "latency_budget_s": req.latency_s, "max_size_bytes": req.size_bytes,
         "sensitivity": _describe_sensitivity(req, samples, sens.options.get("weight_estimator", "hvp")),
@@ -274,8 +320,10 @@ def explore(req: ExploreRequest, warn: Callable[[str], None] = lambda m: None) -
     breakdown = {k: np.asarray(v)[idx] for k, v in (getattr(cost, "breakdown_pj", None) or {}).items()}
     plan = build_plan(problem=problem, solution=solution, choices=choices, group_sizes=group_sizes, inputs=inputs,
                       breakdown_pj=breakdown, clock_mhz=spec.clock_mhz, baselines=baselines)
+    if refinement is not None:
+        plan["refine"] = refinement.summary()
     plan["sensitivity_detail"] = {
-        "cache_key": sens.cache_key, "compute_s": round(sens.seconds, 3),
+        "cache_key": sens.cache_key,
         "weight_trace_per_element": [None if not np.isfinite(v) else float(v) for v in sens.weight_trace],
         "act_trace_per_element": [None if not np.isfinite(v) else float(v) for v in sens.act_trace],
     }
@@ -284,10 +332,34 @@ def explore(req: ExploreRequest, warn: Callable[[str], None] = lambda m: None) -
         t = time.perf_counter()
         out_dir = Path(req.out) if req.out else default_out_dir(req.model, spec.name, req.budget_text)
         write_report(out_dir, plan, command=req.command or f"hwq explore --model {req.model} --budget {req.budget_text}",
-                     pareto=pareto, uniform=uniform, notes=notes)
+                     pareto=pareto, uniform=uniform, notes=notes, timings={**timings, "total_s": time.perf_counter() - t0})
         timings["report_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
     return ExploreResult(plan, out_dir, timings, sens.cache_hit, problem, solution, choices, model)
+
+
+def _refine(req: ExploreRequest, model, batches, problem, solution, choices, group_sizes, with_fixed, uniform_plan):
+    """``--refine K``: the best measured of the K best ILP plans, greedy, best uniform and local moves."""
+    from hwq.search.greedy import greedy
+    from hwq.search.ilp import Solution
+    from hwq.search.refine import default_metric, measure, refine
+
+    if req.refine < 1:
+        raise UsageError(f"--refine must be >= 1, got {req.refine}")
+    metric = default_metric(req.model, model, batches, seed=req.refine_seed, calib_dir=req.calib)
+    try:
+        greedy_plan = greedy(problem).assignment
+    except UnsatisfiableError:
+        greedy_plan = None
+    cache: dict = {}
+    r = refine(problem, lambda a: measure(model, metric, problem, a, choices, group_sizes, cache), req.refine,
+               solver=req.solver, extra=[("greedy", greedy_plan), ("best uniform", uniform_plan)])
+    r.metric = metric.description
+    totals = problem.totals(r.assignment)
+    refined = Solution(list(r.assignment), totals["sensitivity"], with_fixed(totals),
+                       f"{solution.status}; refined: {r.origin} measured best of {len(r.candidates)}",
+                       solution.optimal and r.origin == "ilp#1", f"{solution.solver}+refine", solution.solve_time_s)
+    return refined, r
 
 
 def _describe_sensitivity(req: ExploreRequest, samples: int, estimator: str) -> str:
@@ -306,6 +378,8 @@ def describe_weights(recipe, weights: str | None) -> tuple[str, bool]:
         return f"loaded from {weights}", False
     if str(weights) == "random":
         return "random initialisation (seed 0), forced by --weights random", True
+    if getattr(recipe, "weights_description", ""):  # bring-your-own models (models.resolve)
+        return recipe.weights_description, bool(recipe.random_weights)
     if recipe.name == "digits_cnn":
         from models.digits_cnn import CHECKPOINT
 

@@ -7,13 +7,16 @@ Schema (``"schema": "hwq.plan/1"``)::
       "inputs":   {"model", "arch", "budget": {"text", "energy_j"}, "latency_budget_s", "max_size_bytes",
                    "sensitivity", "calibration", "weights", "solver", "options": {...}},
       "versions": {"hwq", "torch", "pulp", "python"},
-      "solver":   {"name", "status", "optimal", "solve_time_s", "objective"},
+      "solver":   {"name", "status", "optimal", "objective"},
       "totals":   {"energy_pj", "energy_j", "latency_cycles", "latency_s", "weight_bits", "size_bytes",
                    "sensitivity", "layers"},
       "layers":   [{"name", "choice", "format", "bits", "act_bits", "group_size", "energy_pj",
                     "latency_cycles", "weight_bits", "sensitivity", "breakdown_pj": {...}}],
       "baselines": {"greedy": {...totals}, "best_uniform": {"choice", ...totals} | null}
     }
+
+No wall times: the same inputs give the same bytes (``hwq explore`` writes timings to
+``timings.json`` beside the plan).
 
 Units: energy in pJ (``energy_j`` in joules), latency in cycles (``latency_s`` in seconds at
 the spec's clock), storage in bits (``size_bytes`` in bytes), sensitivity dimensionless.
@@ -90,7 +93,7 @@ def build_plan(*, problem, solution, choices: Sequence[Any], group_sizes: Sequen
         "inputs": dict(inputs),
         "versions": versions(),
         "solver": {"name": solution.solver, "status": solution.status, "optimal": bool(solution.optimal),
-                   "solve_time_s": round(solution.solve_time_s, 4), "objective": _num(solution.objective)},
+                   "objective": _num(solution.objective)},
         "totals": totals,
         "layers": layers,
         "baselines": dict(baselines or {}),

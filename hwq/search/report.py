@@ -8,6 +8,7 @@ Layout (``reports/<model>-<arch>-<budget>/`` by default)::
     bits_per_layer.png   weight/activation bits per layer
     energy_per_layer.png energy per layer split by component (compute, buffers, DRAM, static)
     pareto.png           ILP Pareto front (sensitivity vs energy) with the uniform-precision points
+    timings.json         wall time per stage (the other files hold none: reruns are byte-identical)
 
 The directory is built under a temporary name next to the target and renamed into place.
 """
@@ -16,19 +17,20 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 FILES: tuple[str, ...] = ("plan.json", "plan.csv", "report.md", "bits_per_layer.png", "energy_per_layer.png",
                           "pareto.png")
+#: Written beside FILES: wall time per stage, s (not deterministic, so kept out of FILES' contents).
+TIMINGS_FILE = "timings.json"
 
 
 def default_out_dir(model: str, arch: str, budget_text: str) -> Path:
     """``reports/<model>-<arch>-<budget>`` (budget normalised, e.g. ``2mJ``)."""
-    return Path("reports") / f"{model}-{arch}-{budget_text}"
+    from models.resolve import slug
+
+    return Path("reports") / f"{slug(model)}-{arch}-{budget_text}"
 
 
 def _write_csv(path: Path, plan: Mapping[str, Any]) -> None:
@@ -130,7 +132,7 @@ def _markdown(plan: Mapping[str, Any], command: str, notes: Sequence[str]) -> st
               f"- versions: {', '.join(f'{k} {v}' for k, v in plan['versions'].items())}", "",
               "## Result", "",
               f"Solver {sol['name']}: status **{sol['status']}**, "
-              f"{'proven optimal' if sol['optimal'] else 'not proven optimal'}, {sol['solve_time_s']:.3f} s.", "",
+              f"{'proven optimal' if sol['optimal'] else 'not proven optimal'}.", "",
               "| plan | energy | latency | weights | total sensitivity |", "| --- | --- | --- | --- | --- |"]
 
     def row(name: str, t: Mapping[str, Any]) -> str:
@@ -163,25 +165,23 @@ def _markdown(plan: Mapping[str, Any], command: str, notes: Sequence[str]) -> st
 
 
 def write_report(out_dir: str | Path, plan: Mapping[str, Any], *, command: str, pareto: Sequence[Any] = (),
-                 uniform: Sequence[Any] = (), notes: Sequence[str] = ()) -> Path:
-    """Write every file of :data:`FILES` into ``out_dir``, atomically (temp dir + rename). Returns the path."""
+                 uniform: Sequence[Any] = (), notes: Sequence[str] = (),
+                 timings: Mapping[str, float] | None = None) -> Path:
+    """Write every file of :data:`FILES` into ``out_dir``, atomically (temp dir + rename). Returns the path.
+
+    ``plan.json``, ``plan.csv`` and ``report.md`` hold no wall times, so the same run gives the same
+    bytes; ``timings`` (seconds per stage) go to ``timings.json``. The folder policy is
+    :mod:`hwq.paths` (the caller checks it before the work: :func:`hwq.paths.check_output_dir`).
+    """
+    from hwq.atomic import atomic_dir
+
     out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp", dir=out.parent))
-    try:
+    with atomic_dir(out, marker="hwq explore") as tmp:
         (tmp / "plan.json").write_text(json.dumps(plan, indent=2) + "\n")
         _write_csv(tmp / "plan.csv", plan)
         (tmp / "report.md").write_text(_markdown(plan, command, notes))
+        if timings is not None:
+            (tmp / "timings.json").write_text(json.dumps({k: round(float(v), 3) for k, v in timings.items()},
+                                                         indent=2) + "\n")
         _plots(tmp, plan, pareto, uniform)
-        os.chmod(tmp, 0o755)
-        if out.exists():
-            old = out.parent / f".{out.name}.old{os.getpid()}"
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out

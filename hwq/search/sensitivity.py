@@ -441,6 +441,55 @@ def kl_sensitivity(model, layer_names: Sequence[str], choices: Sequence[Any], in
     return vals, allowed
 
 
+# ------------------------------------------------------------------------------ cache entries
+def _cache_problem(path: Path, problem: str):
+    from hwq.errors import UsageError
+
+    return UsageError(f"sensitivity cache entry {str(path)!r} {problem}; delete it (or run with --no-cache)")
+
+
+def _check_cache_folder(folder: Path) -> None:
+    for p in (folder.parent, folder):
+        if (p.exists() or p.is_symlink()) and not p.is_dir():
+            from hwq.errors import UsageError
+
+            raise UsageError(f"sensitivity cache {str(p)!r} is a file, not a folder; remove it, set "
+                             f"HWQ_CACHE_DIR to a folder, or pass --no-cache")
+
+
+def read_cache_entry(path: Path, layers: int, choices: int) -> dict[str, Any] | None:
+    """The arrays of cache entry ``path`` for ``layers`` x ``choices``, checked.
+
+    A truncated file (a killed writer) returns None, so it is recomputed and overwritten; an entry
+    that is a folder, has the wrong shapes, or holds NaN/infinite sensitivities for
+    allowed choices raises :class:`hwq.errors.UsageError` naming the entry (hwq never writes such
+    entries, so something else did and the user should look).
+    """
+    if path.is_dir() or not path.is_file():
+        raise _cache_problem(path, "is not a regular file")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in ("values", "allowed", "weight_trace", "act_trace", "weight_error", "seconds")}
+    except (OSError, ValueError, EOFError):
+        return None  # unreadable npz: recomputed
+    except KeyError as err:
+        raise _cache_problem(path, f"lacks the array {err.args[0]!r}") from None
+    want = {"values": (layers, choices), "allowed": (layers, choices), "weight_error": (layers, choices),
+            "weight_trace": (layers,), "act_trace": (layers,)}
+    for k, shape in want.items():
+        if tuple(data[k].shape) != shape:
+            raise _cache_problem(path, f"has {k} of shape {list(data[k].shape)}, expected {list(shape)} "
+                                       f"({layers} layers x {choices} choices)")
+    allowed = data["allowed"].astype(bool)
+    vals = np.asarray(data["values"], dtype=float)[allowed]
+    if not np.all(np.isfinite(vals)):
+        raise _cache_problem(path, f"holds {int((~np.isfinite(vals)).sum())} NaN or infinite sensitivities "
+                                   f"for allowed choices")
+    data["allowed"] = allowed
+    data["seconds"] = float(data["seconds"])
+    return data
+
+
 # ------------------------------------------------------------------------------ entry point
 def compute_sensitivity(model, layer_names: Sequence[str], choices: Sequence[Any], batches: Sequence[Any], *,
                         method: str = "hessian", group_size: int | None = 128, samples: int = 4,
@@ -475,13 +524,11 @@ def compute_sensitivity(model, layer_names: Sequence[str], choices: Sequence[Any
         options["kl_version"] = 2  # KL (not MSE) for unlabelled [batch, classes] outputs
     key = fingerprint(model, [(inputs, labels) if labels is not None else inputs], options)
     path = cache_dir() / f"{key}.npz"
-    if use_cache and path.exists():
-        try:
-            with np.load(path) as z:
-                return Sensitivity(z["values"], z["allowed"].astype(bool), method, z["weight_trace"], z["act_trace"],
-                                   z["weight_error"], float(z["seconds"]), True, key, options)
-        except Exception:  # noqa: BLE001 - a corrupt cache entry is recomputed
-            pass
+    if use_cache and (path.exists() or path.is_symlink()):
+        hit = read_cache_entry(path, len(layer_names), len(choices))
+        if hit is not None:
+            return Sensitivity(hit["values"], hit["allowed"], method, hit["weight_trace"], hit["act_trace"],
+                               hit["weight_error"], hit["seconds"], True, key, options)
 
     t0 = time.perf_counter()
     modules = dict(model.named_modules())
@@ -507,6 +554,7 @@ def compute_sensitivity(model, layer_names: Sequence[str], choices: Sequence[Any
     seconds = time.perf_counter() - t0
     result = Sensitivity(values, allowed, method, w_tr, a_tr, w_err, seconds, False, key, options)
     if use_cache:
+        _check_cache_folder(path.parent)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
         np.savez(tmp, values=values, allowed=allowed, weight_trace=w_tr, act_trace=a_tr, weight_error=w_err,

@@ -36,6 +36,8 @@ _EXAMPLES = {
 
 def _split(text: str, what: str, unit: str) -> tuple[float, str]:
     m = _PATTERN.match(str(text))
+    if not m and re.match(r"^\s*-\s*(?:\d|\.\d)", str(text)):
+        raise UsageError(f"{what} {text!r} is negative; give a positive number and a unit, e.g. {_EXAMPLES[unit]}")
     if not m:
         raise UsageError(f"malformed {what} {text!r}: write a positive number and a unit, e.g. {_EXAMPLES[unit]}")
     value = float(m.group("num"))
@@ -49,7 +51,15 @@ def _parse_si(text: str, unit: str, what: str) -> float:
     if not suffix.endswith(unit) or suffix[: -len(unit)] not in SI_PREFIXES:
         raise UsageError(f"malformed {what} {text!r}: unit must be {unit} with an optional SI prefix "
                          f"(p n u m k M G), e.g. {_EXAMPLES[unit]}")
-    return value * SI_PREFIXES[suffix[: -len(unit)]]
+    return _finite(value * SI_PREFIXES[suffix[: -len(unit)]], text, what, unit)
+
+
+def _finite(si: float, text: str, what: str, unit: str) -> float:
+    """The value in SI units must stay a finite, non-zero float (``1e308GJ`` overflows to inf)."""
+    if not math.isfinite(si) or si <= 0:
+        raise UsageError(f"{what} {text!r} is out of range (it is {si:g} {unit} in SI units); "
+                         f"give a finite positive value, e.g. {_EXAMPLES[unit]}")
+    return si
 
 
 def parse_energy(text: str) -> float:
@@ -68,7 +78,7 @@ def parse_size(text: str) -> float:
     if suffix not in SIZE_UNITS:
         raise UsageError(f"malformed model size {text!r}: unit must be one of {', '.join(SIZE_UNITS)}, "
                          f"e.g. {_EXAMPLES['B']}")
-    return value * SIZE_UNITS[suffix]
+    return _finite(value * SIZE_UNITS[suffix], text, "model size", "B")
 
 
 def format_si(value: float, unit: str, digits: int = 4) -> str:

@@ -29,7 +29,7 @@ class LayerRef:
 
 def parse_layer_ref(text: str) -> LayerRef:
     """Split ``MODEL:LAYER``; raise :class:`UsageError` when either part is missing."""
-    model, sep, layer = text.partition(":")
+    model, sep, layer = text.rpartition(":")  # layer names hold no ':'; models may (torchvision:NAME)
     if not sep or not model or not layer:
         raise UsageError(f"layer {text!r} is not MODEL:LAYER; give e.g. resnet50:layer1.0.conv2")
     return LayerRef(model.strip(), layer.strip())

@@ -105,17 +105,25 @@ def pick_rows(x_int: np.ndarray, m: int) -> np.ndarray:
     return pool[np.linspace(0, pool.size - 1, m).round().astype(np.int64)]
 
 
-def cut_tile(x_rows: Any, qw: Any, *, m: int, k: int, n: int) -> GemmTile:
+def pick_rows_per_image(x_int: np.ndarray, images: int, m: int) -> np.ndarray:
+    """``m`` rows of each of ``images`` equal consecutive blocks of ``x_int`` (one block per image of a
+    batch; :func:`pick_rows` within each), image-major: a batch tile's M rows."""
+    per = x_int.shape[0] // images
+    return np.concatenate([i * per + pick_rows(x_int[i * per:(i + 1) * per], m) for i in range(images)])
+
+
+def cut_tile(x_rows: Any, qw: Any, *, m: int, k: int, n: int, images: int = 1) -> GemmTile:
     """The tile of ``m`` rows of ``x_rows`` ``[M, K]`` (int codes), reduction ``[0, k)``, outputs ``[0, n)``.
 
     ``qw`` is the layer's :class:`hwq.quant.QuantizedWeight` (conv weights flattened to
-    ``[N, K]``). ``k`` and ``n`` are clipped to the layer.
+    ``[N, K]``). ``k`` and ``n`` are clipped to the layer. ``images > 1``: ``x_rows`` holds that many
+    images' GEMM rows one after another and the tile takes ``m`` rows of each (``images * m`` in all).
     """
     codes_all = np.asarray(qw.codes)
     n_all, k_all = codes_all.shape
     k, n = min(k, k_all), min(n, n_all)
     x_win = np.asarray(x_rows)[:, :k].astype(np.int64)
-    rows = pick_rows(x_win, m)
+    rows = pick_rows(x_win, m) if images == 1 else pick_rows_per_image(x_win, images, m)
     group_size = int(qw.group_size)
     if np.asarray(qw.scale_int).shape[1] == 1:
         group_size = k  # one group per row: the tile's row is its one group

@@ -1,0 +1,1 @@
+"""Plans to the formats other tools run: QONNX (``hwq.export.qonnx``)."""
