@@ -544,11 +544,8 @@ def capture(model: Any, example_input: Any) -> "Workload":
         # call_function / call_method
         if node.op == "call_function" and tname in _UNSUPPORTED_FUNCTIONS:
             _refuse(tname, node, scope_of(node))
-        if tname in ("addmm", "baddbmm") and node.op in ("call_function", "call_method"):
-            # input + mat1 @ mat2: the product is the layer; the bias add rides on it (no extra pass)
-            node_args = node.args[1:] if node.op == "call_function" or tname == "addmm" else node.args[1:]
-        else:
-            node_args = node.args
+        # addmm / baddbmm (input + mat1 @ mat2): the product is the layer; the add rides on it (no extra pass)
+        node_args = node.args[1:] if tname in ("addmm", "baddbmm") else node.args
         if tname in _MATMUL_NAMES or tname in ("addmm", "baddbmm") or node.target is operator.matmul:
             a, b = node_args[0], node_args[1]
             sa, sb = _shape(a), _shape(b)

@@ -37,12 +37,6 @@ _IMAGE_BATCH = 8
 HF_TOKENS = 128
 
 
-def is_registry_name(spec: str) -> bool:
-    from models.registry import MODEL_NAMES
-
-    return spec in MODEL_NAMES
-
-
 def slug(spec: str) -> str:
     """A file-name-safe form of a ``--model`` value (report folders): ``torchvision:vit_b_16`` ->
     ``torchvision-vit_b_16``, ``path/to/net.py:build`` -> ``net-build``."""
@@ -352,8 +346,6 @@ def modules_from_export(ep):
             else:
                 get = lambda i, d: args[i] if len(args) > i else d  # noqa: E731
                 stride, padding, dilation, groups = get(3, 1), get(4, 0), get(5, 1), get(6, 1)
-                if isinstance(padding, str):
-                    pass
                 mod = convs[node.target](weight.shape[1] * groups, weight.shape[0], tuple(weight.shape[2:]),
                                          stride=stride, padding=padding, dilation=dilation, groups=groups,
                                          bias=bias is not None, device="meta")

@@ -83,6 +83,8 @@ def _axes_text(space) -> str:
     for k, v in space.axes.items():
         if k == "weight_formats":
             v = [x["name"] if isinstance(x, dict) else "+".join(x) for x in v]
+        elif k == "dataflow":
+            v = ["+".join(modes) for modes in v]
         elif k == "buffer_kib":
             v = {b: list(sizes) for b, sizes in v.items()}
         else:
@@ -116,7 +118,7 @@ def _axis_digest(result) -> list[str]:
     axes = [a for a in DIGEST_AXES if a in result.space.axes]
     if not axes:
         return []
-    out = ["Effect of each axis (over every point with that value: points within budget, and the lowest "
+    out = ["", "Effect of each axis (over every point with that value: points within budget, and the lowest "
            "energy per image any plan reaches, i.e. the best point's all-cheapest plan):", "",
            "| axis | value | points | within budget | lowest cheapest plan (mJ/image) |", "| --- | --- | --- | --- | --- |"]
     for a in axes:
@@ -228,7 +230,7 @@ def render(runs: list[dict[str, Any]], out_root: Path) -> str:
                   f"{_fmt(c['hw_cost'])} {unit}, Σ Ω {_fmt(c['sensitivity'])} (ILP status {c.get('solver_status')}). "
                   f"Dataflow modes {' + '.join(c.get('dataflow') or ['output_buffer'])} (layers per dataflow the "
                   f"mapper picked: {_flows(c)}), partial sums {c.get('partial_sums')}, accumulators "
-                  f"{c.get('accumulator_depth') or 'none'} rows, DRAM {c.get('dram_technology')} "
+                  f"{str(c['accumulator_depth']) + ' rows' if c.get('accumulator_depth') else 'none'}, DRAM {c.get('dram_technology')} "
                   f"({_fmt(c.get('dram_pj_per_bit', 0), 3)} pJ/bit). Plan: {_plan_mix(c['plan'])}.", ""]
         imp = r.improvement()
         if imp:
