@@ -5,8 +5,8 @@ that meets the energy budget and is cheapest in hardware. Changes, cheapest in h
 
 1. a larger batch (2, 4, 8, 16): no new silicon, only latency and live activations;
 2. partial sums elided on the first and last K tile: control logic only;
-3. the ``accumulate_in_array`` dataflow (adds per-column accumulator register files; as in the
-   ``bitmod_edge`` preset, 64 rows at Accelergy's scratchpad energy) when the spec lacks it;
+3. the ``accumulate_in_array`` dataflow (adds per-column accumulator register files, those of the
+   ``bitmod_edge`` preset) when the spec lacks it;
 4. another DRAM technology, from the cheapest part to the dearest: LPDDR4, LPDDR4X, LPDDR5, HBM2.
 
 Within a rank the lowest-energy option wins. The cheapest plan of a neighbour is every weight
@@ -26,8 +26,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 BATCHES = (2, 4, 8, 16)
 DRAM_ORDER = ("lpddr4", "lpddr4x", "lpddr5", "hbm2")
-#: The accumulator register files added by change 3 (the ``bitmod_edge`` figures).
-ACCUMULATORS = {"depth": 64, "access_bits": 32, "read_energy_pj": 1.36, "write_energy_pj": 1.36}
+#: The preset whose accumulator register files change 3 adds (its figures are cited there).
+ACCUMULATOR_PRESET = "bitmod_edge"
 
 
 def cheapest_plan_pj(workload: "Workload", spec: "AcceleratorSpec", weight_names: Sequence[str],
@@ -44,7 +44,7 @@ def cheapest_plan_pj(workload: "Workload", spec: "AcceleratorSpec", weight_names
 
 def _neighbours(spec: "AcceleratorSpec", batch: int):
     """``(rank, description, spec, batch)`` for every single change (module docstring)."""
-    from hwq.spec import AccumulatorSpec, DataflowSpec, DramSpec
+    from hwq.spec import DataflowSpec, DramSpec, load_spec
 
     for b in BATCHES:
         if b > batch:
@@ -54,8 +54,8 @@ def _neighbours(spec: "AcceleratorSpec", batch: int):
         yield 1, "partial_sums: elide_first_last", dataclasses.replace(
             spec, dataflow=DataflowSpec(df.modes, "elide_first_last")), batch
     if "accumulate_in_array" not in df.modes:
-        acc = spec.accumulators or AccumulatorSpec(**ACCUMULATORS)
-        yield 2, "dataflow accumulate_in_array (64-row accumulators)", dataclasses.replace(
+        acc = spec.accumulators or load_spec(ACCUMULATOR_PRESET).accumulators
+        yield 2, f"dataflow accumulate_in_array ({acc.depth}-row accumulators)", dataclasses.replace(
             spec, dataflow=DataflowSpec(("accumulate_in_array",) + df.modes, df.partial_sums), accumulators=acc), batch
     start = DRAM_ORDER.index(spec.dram.technology) + 1 if spec.dram.technology in DRAM_ORDER else 0
     for tech in DRAM_ORDER[start:]:
