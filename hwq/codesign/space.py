@@ -344,7 +344,8 @@ def load_space(name_or_path: str) -> DesignSpace:
 #: for SRAM arrays: bit-line and word-line length grow with the side of the array).
 #: * ``accumulator_depth`` scales the accumulator register files' access energies by the same
 #:   sqrt(new/old depth) rule; a point that adds the ``accumulate_in_array`` dataflow to a base
-#:   without accumulators gets :data:`hwq.search.neighbours.ACCUMULATORS` (``bitmod_edge``'s figures).
+#:   without accumulators gets the accumulators of :data:`hwq.search.neighbours.ACCUMULATOR_PRESET`
+#:   (``bitmod_edge``'s figures, read from that preset).
 #: * ``dram_technology`` replaces the base's DRAM figures by the technology's row of
 #:   :data:`hwq.dram.TECHNOLOGIES` (per-channel bandwidth x the base's ``channels``; overrides dropped).
 #: * ``batch`` sets the spec's deployment batch (``--batch`` on the command line sets the base's).
@@ -392,9 +393,12 @@ def point_spec_dict(base: Mapping[str, Any], point: DesignPoint, space_name: str
     modes = (d.get("dataflow") or {}).get("modes", ["output_buffer"])
     if "accumulate_in_array" in modes:
         if d.get("accumulators") is None:
-            from hwq.search.neighbours import ACCUMULATORS
+            import dataclasses
 
-            d["accumulators"] = dict(ACCUMULATORS)
+            from hwq.search.neighbours import ACCUMULATOR_PRESET
+            from hwq.spec import load_spec
+
+            d["accumulators"] = dataclasses.asdict(load_spec(ACCUMULATOR_PRESET).accumulators)
         if "accumulator_depth" in p:
             acc = d["accumulators"]
             ratio = p["accumulator_depth"] / acc["depth"]
