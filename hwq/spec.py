@@ -38,7 +38,19 @@ Schema (all keys required unless marked optional)::
       bandwidth_gb_per_s: float     # required without technology, else an override
       energy_pj_per_bit: float      # required without technology, else an override (cite it)
     static_power_mw: float >= 0
-    fpga: {device, luts, ffs, dsps, bram_36k, uram, macs_per_dsp}   # family fpga only
+    fpga:                           # family fpga only (required then); datasheet counts of the device
+      device: str                   # part, lower case (xczu7ev, ice40up5k, ice40hx8k)
+      synth_target: xilinx | xcup | ice40   # optional Yosys flow (default from the device name, see
+                                            # hwq.spec.default_synth_target)
+      package: str                  # optional: package for place and route (sg48, ct256)
+      luts: int, ffs: int           # logic LUTs (LUT6 Xilinx, LUT4 iCE40) and flip-flops
+      dsps: int >= 0                # DSP slices (DSP48E2/DSP48E1/SB_MAC16); optional, default 0
+      macs_per_dsp: int             # optional (default 1): MACs one DSP computes per cycle
+      bram_blocks: int >= 0         # block RAMs (Xilinx RAMB36, iCE40 EBR SB_RAM40_4K) ...
+      bram_block_kbits: int         # ... of this many Kbit each (default 36; iCE40: 4)
+      bram_36k: int                 # legacy name: bram_blocks of 36 Kbit (give one of the two)
+      uram: int >= 0                # optional: Xilinx URAM288 blocks (288 Kbit each)
+      spram: int >= 0               # optional: iCE40 SB_SPRAM256KA blocks (256 Kbit each)
     batch: int >= 1                 # optional (default 1): images per weight load; --batch overrides
     dataflow:                       # optional
       modes: [output_buffer, accumulate_in_array]   # loop nests the array runs (default [output_buffer])
@@ -82,8 +94,11 @@ from hwq.datatypes import FORMAT_BITS, resolve
 from hwq.errors import UsageError
 
 PRESET_DIR = Path(__file__).with_name("presets")
-#: Preset names shipped with hwq (``hwq/presets/<name>.yaml``); the first is the default.
-PRESETS: tuple[str, ...] = ("bitmod_edge", "bitmod", "int8_parallel", "fpga_zu")
+_CORE_PRESETS = ("bitmod_edge", "bitmod", "int8_parallel", "fpga_zu")
+#: Preset names shipped with hwq (``hwq/presets/<name>.yaml``); the first is the default. The
+#: core presets come first, then every other YAML file of the folder, sorted by name.
+PRESETS: tuple[str, ...] = _CORE_PRESETS + tuple(sorted(p.stem for p in PRESET_DIR.glob("*.yaml")
+                                                        if p.stem not in _CORE_PRESETS))
 DEFAULT_PRESET = "bitmod_edge"
 
 FAMILIES = ("asic", "fpga")
@@ -219,17 +234,64 @@ class VectorUnitSpec:
         return self.op_energy_pj * act_bits / self.reference_act_bits
 
 
+#: Yosys flows an FPGA spec's ``fpga.synth_target`` may name (:mod:`hwq.hw.synth`).
+SYNTH_TARGETS = ("xilinx", "xcup", "ice40")
+#: Device-name prefixes of Xilinx UltraScale+ parts (synthesised with ``synth_xilinx -family xcup``).
+XCUP_PREFIXES = ("xczu", "xcku", "xcvu", "xcau", "xck26")
+URAM_KBITS = 288
+SPRAM_KBITS = 256
+
+
+def default_synth_target(device: str) -> str:
+    """Yosys flow for ``device``: ``ice40`` for ice40*, ``xcup`` for UltraScale+ parts, else ``xilinx``."""
+    d = device.lower()
+    if d.startswith("ice40"):
+        return "ice40"
+    if d.startswith(XCUP_PREFIXES):
+        return "xcup"
+    return "xilinx"
+
+
 @dataclass(frozen=True)
 class FpgaSpec:
-    """FPGA resources of the target device (datasheet counts) and DSP packing."""
+    """FPGA resources of the target device (datasheet counts) and DSP packing.
+
+    ``luts``: logic LUTs (LUT6 on Xilinx, LUT4 on iCE40); ``bram_blocks`` block RAMs of
+    ``bram_block_kbits`` Kbit each; ``uram``: URAM288 blocks (288 Kbit); ``spram``: iCE40
+    SB_SPRAM256KA blocks (256 Kbit); ``synth_target``: the Yosys flow that maps RTL to the device.
+    """
 
     device: str
     luts: int
     ffs: int
     dsps: int
-    bram_36k: int
+    bram_blocks: int
     uram: int = 0
     macs_per_dsp: int = 1
+    bram_block_kbits: int = 36
+    spram: int = 0
+    synth_target: str = "xilinx"
+    package: str = ""
+
+    @property
+    def bram_36k(self) -> float:
+        """Block RAM in 36 Kbit equivalents (the legacy field)."""
+        return self.bram_blocks * self.bram_block_kbits / 36
+
+    @property
+    def bram_bits(self) -> int:
+        """Block RAM capacity (bits)."""
+        return self.bram_blocks * self.bram_block_kbits * 1024
+
+    @property
+    def uram_bits(self) -> int:
+        """URAM capacity (bits)."""
+        return self.uram * URAM_KBITS * 1024
+
+    @property
+    def spram_bits(self) -> int:
+        """SPRAM capacity (bits)."""
+        return self.spram * SPRAM_KBITS * 1024
 
 
 @dataclass(frozen=True)
@@ -361,8 +423,12 @@ def _check_keys(d: Mapping[str, Any], path: str, allowed: tuple[str, ...]) -> No
             raise _fail(where, f"unknown field; allowed fields: {', '.join(allowed)}")
 
 
-def parse_spec(data: Any, source: str = "") -> AcceleratorSpec:
-    """Validate the mapping ``data`` (one parsed YAML file) and build an :class:`AcceleratorSpec`."""
+def parse_spec(data: Any, source: str = "", *, check_device: bool = True) -> AcceleratorSpec:
+    """Validate the mapping ``data`` (one parsed YAML file) and build an :class:`AcceleratorSpec`.
+
+    An FPGA spec's array must fit its device (:func:`hwq.hw.fit.check_fit`, from the committed
+    per-block synthesis table); ``check_device=False`` skips that (only to synthesise the table).
+    """
     if not isinstance(data, Mapping):
         raise UsageError(f"{source or 'spec'}: the file must hold a YAML mapping, got {type(data).__name__}")
     _check_keys(data, "", ("name", "family", "description", "clock_mhz", "array", "arithmetic", "compute",
@@ -468,24 +534,49 @@ def parse_spec(data: Any, source: str = "") -> AcceleratorSpec:
 
     fpga = None
     if family == "fpga":
-        f = _section(data, "fpga", "")
-        _check_keys(f, "fpga", ("device", "luts", "ffs", "dsps", "bram_36k", "uram", "macs_per_dsp"))
-        dev = _get(f, "device", "fpga")
-        if not isinstance(dev, str) or not dev:
-            raise _fail("fpga.device", f"must be a non-empty string, got {dev!r}")
-        fpga = FpgaSpec(dev, _pos_int(f, "luts", "fpga"), _pos_int(f, "ffs", "fpga"), _pos_int(f, "dsps", "fpga"),
-                        _pos_int(f, "bram_36k", "fpga"), int(_num(f, "uram", "fpga", positive=False, default=0)),
-                        _pos_int(f, "macs_per_dsp", "fpga", 1))
-        macs = array.rows * array.cols * array.lanes
-        if macs > fpga.dsps * fpga.macs_per_dsp:
-            raise _fail("array", f"{macs} MAC lanes need more than fpga.dsps x fpga.macs_per_dsp = "
-                        f"{fpga.dsps * fpga.macs_per_dsp}")
+        fpga = _parse_fpga(_section(data, "fpga", ""))
     elif "fpga" in data and data["fpga"] is not None:
         raise _fail("fpga", "only allowed when family is fpga")
 
     desc = _get(data, "description", "", "")
-    return AcceleratorSpec(name, family, clock, array, arith, compute, buffers, dram, static,
+    spec = AcceleratorSpec(name, family, clock, array, arith, compute, buffers, dram, static,
                            str(desc), fpga, batch, dataflow, accumulators, vector, source)
+    if fpga is not None and check_device:
+        from hwq.hw.fit import check_fit
+
+        check_fit(spec)
+    return spec
+
+
+def _nonneg_int(d: Mapping[str, Any], key: str, path: str, default: Any = ...) -> int:
+    v = _get(d, key, path, default)
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise _fail(f"{path}.{key}", f"must be a non-negative integer, got {v!r}")
+    return v
+
+
+def _parse_fpga(f: Mapping[str, Any]) -> FpgaSpec:
+    """``fpga``: the device's resources (see the module docstring); capacity checks: hwq.hw.fit."""
+    _check_keys(f, "fpga", ("device", "synth_target", "package", "luts", "ffs", "dsps", "macs_per_dsp",
+                            "bram_blocks", "bram_block_kbits", "bram_36k", "uram", "spram"))
+    dev = _get(f, "device", "fpga")
+    if not isinstance(dev, str) or not dev:
+        raise _fail("fpga.device", f"must be a non-empty string, got {dev!r}")
+    target = _get(f, "synth_target", "fpga", default_synth_target(dev))
+    if target not in SYNTH_TARGETS:
+        raise _fail("fpga.synth_target", f"must be one of {', '.join(SYNTH_TARGETS)}; got {target!r}")
+    package = _get(f, "package", "fpga", "")
+    if not isinstance(package, str):
+        raise _fail("fpga.package", f"must be a string, got {package!r}")
+    if "bram_36k" in f and ("bram_blocks" in f or "bram_block_kbits" in f):
+        raise _fail("fpga.bram_36k", "give either bram_36k or bram_blocks (+ bram_block_kbits), not both")
+    if "bram_36k" in f:
+        blocks, kbits = _nonneg_int(f, "bram_36k", "fpga"), 36
+    else:
+        blocks, kbits = _nonneg_int(f, "bram_blocks", "fpga"), _pos_int(f, "bram_block_kbits", "fpga", 36)
+    return FpgaSpec(dev, _pos_int(f, "luts", "fpga"), _pos_int(f, "ffs", "fpga"), _nonneg_int(f, "dsps", "fpga", 0),
+                    blocks, _nonneg_int(f, "uram", "fpga", 0), _pos_int(f, "macs_per_dsp", "fpga", 1), kbits,
+                    _nonneg_int(f, "spram", "fpga", 0), target, package)
 
 
 def _parse_dram(d: Mapping[str, Any]) -> DramSpec:

@@ -292,13 +292,19 @@ def _exported(path: Path):
     dynamic = bool(vals) and all(getattr(v, "shape", None) is not None and len(v.shape) > 0
                                  and not isinstance(v.shape[0], int) for v in vals)
 
+    first = next((v for v in vals if getattr(v, "shape", None) is not None and len(v.shape) > 0), None)
+    static_batch = int(first.shape[0]) if first is not None and isinstance(first.shape[0], int) else None
+
     def calibration(n, calib_dir):
         if calib_dir is not None:
             raise UsageError(f"{path} calibrates on synthetic data of its example inputs' shape; drop --calib")
-        if not dynamic:  # the sensitivity runs the calibration samples as one batch
-            raise UsageError(f"{path} was exported with a static batch size; hwq explore runs several samples at "
-                             f"once: export with dynamic_shapes={{'x': {{0: torch.export.Dim('batch')}}}} "
-                             f"(hwq cost works on either)")
+        if not dynamic and static_batch is not None:
+            # a static program runs exactly its batch: hwq explore's sensitivity uses all n samples as one batch
+            if n != static_batch:
+                raise UsageError(f"{path} was exported with a static batch size of {static_batch}; hwq explore "
+                                 f"calibrates on all samples as one batch: pass --calib-samples {static_batch} "
+                                 f"(or export with dynamic_shapes={{'x': {{0: torch.export.Dim('batch')}}}})")
+            return _synthetic_calibration(ex, n, None, per=static_batch)
         return _synthetic_calibration(ex, n, None)
 
     return _recipe(str(path), f"torch.export program {path.name}", build, lambda: ex, calibration,

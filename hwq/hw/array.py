@@ -37,15 +37,17 @@ by ``start``, held after the run): :func:`hwq.timing.psum_row_accesses`.
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Mapping
 
 from amaranth import Cat, ClockSignal, Instance, Module, Mux, ResetSignal, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hwq.hw.common import clog2, term_layout
+from hwq.hw.common import clog2
 from hwq.hw.config import ArrayConfig
-from hwq.hw.decoder import TermDecoder, ValueDecoder
+from hwq.hw.decoder import ValueDecoder
+from hwq.hw.digits import DigitDecoder, digit_geometry, digit_layout
 from hwq.hw.dequant import digit_product
 from hwq.hw.pe import TermMac
 from hwq.hw.pe_parallel import ParallelMac
@@ -67,7 +69,8 @@ def make_pe(cfg: ArrayConfig) -> wiring.Component:
     """One PE of the array: :class:`TermMac` (bit-serial) or :class:`ParallelMac`."""
     geo = cfg.geometry
     if cfg.mode == "bit_serial":
-        return TermMac(lanes=cfg.lanes, act_bits=cfg.act_bits, slots=geo["slots"], shift_bits=geo["shift_bits"],
+        dg = digit_geometry(cfg.members)  # radix-4 digits (hwq.hw.digits), not the table's terms
+        return TermMac(lanes=cfg.lanes, act_bits=cfg.act_bits, slots=dg["slots"], fine_bits=dg["fine_bits"],
                        terms_per_cycle=cfg.bits_per_cycle // 2, acc_bits=cfg.pe_bits, stationary=True)
     return ParallelMac(lanes=cfg.lanes, act_bits=cfg.act_bits, w_bits=geo["value_bits"], acc_bits=cfg.pe_bits,
                        stationary=True)
@@ -75,7 +78,7 @@ def make_pe(cfg: ArrayConfig) -> wiring.Component:
 
 def make_decoder(cfg: ArrayConfig) -> wiring.Component:
     """One weight decoder of the array (terms for bit-serial PEs, values for bit-parallel)."""
-    return TermDecoder(cfg.members) if cfg.mode == "bit_serial" else ValueDecoder(cfg.members)
+    return DigitDecoder(cfg.members) if cfg.mode == "bit_serial" else ValueDecoder(cfg.members)
 
 
 def array_blocks(cfg: ArrayConfig) -> dict[str, wiring.Component]:
@@ -144,11 +147,15 @@ class PEArray(wiring.Component):
             current (or last) run, cleared by ``start``.
     """
 
-    def __init__(self, cfg: ArrayConfig, *, hierarchical: bool = False):
+    def __init__(self, cfg: ArrayConfig, *, hierarchical: bool = False,
+                 ram_styles: Mapping[str, str] | None = None):
         self.config = cfg
         #: Instantiate PEs and decoders as the Verilog modules of :func:`array_blocks` (for
         #: emission) rather than as Amaranth submodules (needed by Amaranth's simulator).
         self.hierarchical = hierarchical
+        #: ``ram_style`` attribute per buffer (``x_mem``/``w_mem``/``o_mem`` -> ``block``/``ultra``),
+        #: the FPGA memory each maps to (:func:`hwq.hw.buffers.ram_styles`); none: synthesis picks.
+        self.ram_styles = dict(ram_styles or {})
         super().__init__({
             "x_in": In(stream.Signature(data.ArrayLayout(signed(cfg.act_bits), cfg.tile_k))),
             "w_in": In(stream.Signature(w_row_layout(cfg))),
@@ -170,11 +177,16 @@ class PEArray(wiring.Component):
         max_iv = max(max(c.interval(i) for i in range(n_fmt)), 2)
 
         # ---- buffers -----------------------------------------------------------------------
+        # No contents: every word is written before it is read, so the Verilog carries no per-word
+        # init (hwq.hw.generate) and the buffers map to block RAM / URAM at the spec's depths.
+        def attrs(name):
+            return {"ram_style": self.ram_styles[name]} if name in self.ram_styles else None
+
         m.submodules.x_mem = x_mem = Memory(shape=data.ArrayLayout(signed(c.act_bits), c.tile_k),
-                                            depth=c.x_depth, init=[])
-        m.submodules.w_mem = w_mem = Memory(shape=w_row_layout(c), depth=c.w_depth, init=[])
+                                            depth=c.x_depth, init=[], attrs=attrs("x_mem"))
+        m.submodules.w_mem = w_mem = Memory(shape=w_row_layout(c), depth=c.w_depth, init=[], attrs=attrs("w_mem"))
         m.submodules.o_mem = o_mem = Memory(shape=data.ArrayLayout(signed(c.acc_bits), c.cols),
-                                            depth=c.out_depth, init=[])
+                                            depth=c.out_depth, init=[], attrs=attrs("o_mem"))
         x_wr, x_rd = x_mem.write_port(), x_mem.read_port()
         w_wr, w_rd = w_mem.write_port(), w_mem.read_port()
         o_wr, o_rd = o_mem.write_port(), o_mem.read_port()
@@ -287,8 +299,9 @@ class PEArray(wiring.Component):
         geo = c.geometry
         w_word = w_rd.data
         if serial:
-            tl = term_layout(geo["shift_bits"])
-            reg_layout = data.ArrayLayout(data.ArrayLayout(tl, geo["slots"]), c.lanes)
+            dg = digit_geometry(c.members)
+            tl = digit_layout(dg["fine_bits"])
+            reg_layout = data.ArrayLayout(data.ArrayLayout(tl, dg["slots"]), c.lanes)
         else:
             reg_layout = data.ArrayLayout(signed(geo["value_bits"]), c.lanes)
         decoded = []  # per column: bits for the PE weight registers of the row being loaded

@@ -9,9 +9,12 @@ One output channel per pass::
 
 Every operand is an ``ap_fixed`` code (:class:`hwq.datatypes.FixedFormat`). With
 ``khot=True`` the weights and the BN scale arrive as ``K`` signed power-of-two terms
-(``hwq.quant.khot.naf_terms``) and every product is a sum of shifts: no multiplier, so
-synthesis uses 0 DSPs. :class:`Requantizer` implements only the rounding and overflow mode of
-the format it is generated for (a datapath generates exactly the modes its config asks for).
+(``hwq.quant.khot.naf_terms``) and every product is a sum of shifts built by
+:mod:`hwq.hw.shift_add` (gated shift, one's-complement sign plus a carry bit, one adder tree over
+all terms of all lanes): no multiplier, so synthesis uses 0 DSPs, and fewer LUTs than the same
+datapath with LUT multipliers (``reports/hardware.md``). :class:`Requantizer` implements only
+the rounding and overflow mode of the format it is generated for (a datapath generates exactly
+the modes its config asks for).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from amaranth.lib.wiring import In, Out
 
 from hwq.datatypes import FixedFormat
 from hwq.hw.common import term_layout
-from hwq.hw.pe import term_product
+from hwq.hw.shift_add import adder_tree, khot_terms
 
 
 def _shape(fmt: FixedFormat):
@@ -152,8 +155,13 @@ class FixedDatapathConfig:
         return b + 2
 
     def term_shift_bits(self, fmt: FixedFormat) -> int:
-        """Bits of a K-hot term's shift for codes of ``fmt``."""
-        return max(1, fmt.width.bit_length())
+        """Bits of a K-hot term's shift for codes of ``fmt`` (bits).
+
+        The NAF terms of a signed W-bit code have shifts 0..W-1 (|code| <= 2**(W-1)); of an
+        unsigned one 0..W (a code up to 2**W - 1 may need the digit 2**W).
+        """
+        max_shift = fmt.width - 1 if fmt.signed else fmt.width
+        return max(1, max_shift.bit_length())
 
 
 class FixedDatapath(wiring.Component):
@@ -196,17 +204,15 @@ class FixedDatapath(wiring.Component):
         blocked = self.out.valid & ~self.out.ready
         go = self.inp.valid & ~blocked
         m.d.comb += self.inp.ready.eq(~blocked)
-        prods = []
-        for i in range(c.lanes):
-            x = self.inp.payload.x[i]
-            if c.khot:
-                for t in range(c.khot):
-                    prods.append(term_product(x, self.inp.payload.w[i][t]))
-            else:
-                prods.append(x * self.inp.payload.w[i])
-        total = prods[0]
-        for p in prods[1:]:
-            total = total + p
+        if c.khot:  # every term of every lane in one balanced sum (hwq.hw.shift_add)
+            prods = []
+            for i in range(c.lanes):
+                prods += khot_terms(m, self.inp.payload.x[i], self.inp.payload.w[i], f"x{i}")
+            total = adder_tree(prods)
+        else:  # a chain of adds: Yosys gives the multipliers fewer LUTs this way (with and without DSPs)
+            total = self.inp.payload.x[0] * self.inp.payload.w[0]
+            for i in range(1, c.lanes):
+                total = total + self.inp.payload.x[i] * self.inp.payload.w[i]
         m.d.comb += acc_next.eq(Mux(first, 0, acc) + total)
 
         # Stage 2 registers: the finished accumulator and the per-channel operands.
@@ -225,10 +231,7 @@ class FixedDatapath(wiring.Component):
                     m.d.sync += res_r.eq(self.residual)
 
         if c.khot:
-            scaled = None
-            for t in range(c.khot):
-                p = term_product(done_acc, bn_r[t])
-                scaled = p if scaled is None else scaled + p
+            scaled = adder_tree(khot_terms(m, done_acc, bn_r, "acc"))
         else:
             scaled = done_acc * bn_r
         y = Signal(signed(c.y_bits))

@@ -1,19 +1,25 @@
-"""Bit-serial mixed-datatype processing element (BitMoD style).
+"""Bit-serial mixed-datatype processing element (BitMoD style), on radix-4 digits.
 
-Every weight is a short sum of signed powers of two (its *terms*, from the datatype table).
-Each cycle the PE applies ``terms_per_cycle = bits_per_cycle / 2`` term slots of all
-``lanes`` weights to their activations and accumulates::
+Every weight is a short string of radix-4 digits ``d[s]`` in ``{0, +-1, +-2, +-4}`` at ``4**s``
+(:mod:`hwq.hw.digits`, derived from the datatype table; as many slots as the table's
+``term_slots``). Each cycle the PE applies ``terms_per_cycle = bits_per_cycle / 2`` slots of all
+``lanes`` weights and accumulates::
 
-    acc += sum over lanes, slots s of this cycle:  (-1)**neg[s] * (x << shift[s])
+    acc += sum over slots s of this cycle:  (sum over lanes d[lane][s] * x[lane]) << 2*s
 
-so a weight of ``term_slots`` slots costs ``cycles_per_weight(term_slots, bits_per_cycle)``
-cycles (:func:`hwq.datatypes.cycles_per_weight`). No multiplier is used.
+Because slot ``s`` weighs ``4**s`` for every datatype, the lanes' products are summed first
+and shifted once per PE by the step's fixed amount; a lane only selects ``x``, ``x << 1``,
+``x << 2`` or 0 and complements it for a negative digit (the ``+1`` of each negation is added in
+the same multi-operand sum). So a weight of ``term_slots`` slots still costs
+``cycles_per_weight(term_slots, bits_per_cycle)`` cycles (:func:`hwq.datatypes.cycles_per_weight`,
+:mod:`hwq.timing`). No multiplier and no per-lane barrel shifter is used.
 
-:class:`TermMac` is the arithmetic core (terms in, accumulator out) that the PE array
-replicates; :class:`BitSerialPE` adds per-lane :class:`~hwq.hw.decoder.TermDecoder` s and
+:class:`TermMac` is the arithmetic core (digits in, accumulator out) that the PE array
+replicates; :class:`BitSerialPE` adds per-lane :class:`~hwq.hw.digits.DigitDecoder` s and
 valid/ready streams: a beat (``lanes`` activations, ``lanes`` codes, the group's member
 selector, ``last``) is consumed in its member's cycles-per-weight; on a ``last`` beat the
-group's partial sum leaves on ``out``.
+group's partial sum leaves on ``out``. :func:`term_product` (a table term applied to a value,
+with a variable shift) is kept for the fixed-point datapath.
 """
 
 from __future__ import annotations
@@ -25,8 +31,9 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hwq.datatypes import DATATYPES, cycles_per_weight
-from hwq.hw.common import clog2, term_layout
-from hwq.hw.decoder import TermDecoder, decoder_geometry
+from hwq.hw.common import clog2, signed_bits
+from hwq.hw.decoder import decoder_geometry
+from hwq.hw.digits import DigitDecoder, digit_geometry, digit_layout
 
 
 def _check_bpc(bits_per_cycle: int) -> int:
@@ -41,33 +48,56 @@ def term_product(x, term):
     return Mux(term.nonzero, Mux(term.neg, -shifted, shifted), 0)
 
 
+def radix4_product(x, digit):
+    """One lane's digit applied to ``x`` in ones' complement: ``(x << fine) ^ neg``, 0 for the zero
+    digit (all-ones ``fine``; its ``neg`` is 0). The true product is this plus ``neg``: the caller
+    adds the lanes' ``neg`` bits into the same sum, so no lane needs its own negation adder."""
+    fine = digit.fine
+    zero_code = (1 << len(fine)) - 1
+    if len(fine) == 2:  # the usual case: x, x << 1, x << 2, 0 (one 4:1 mux per bit)
+        shifted = Mux(fine[1], Mux(fine[0], 0, x << 2), Mux(fine[0], x << 1, x))
+    else:
+        shifted = x.as_signed() * 0
+        for code in range(zero_code):
+            shifted = Mux(fine == code, x << code, shifted)
+    return Mux(digit.neg, ~shifted.as_signed(), shifted.as_signed())
+
+
 class TermMac(wiring.Component):
-    """``lanes``-wide bit-serial multiply-accumulate over power-of-two terms.
+    """``lanes``-wide bit-serial multiply-accumulate over radix-4 digits (:mod:`hwq.hw.digits`).
+
+    Slot ``s`` of every weight weighs ``4**s``, so each cycle the lanes' digit products
+    ``+-(x << fine)`` are summed first and the sum is shifted once, by the step's fixed
+    ``2 * s`` (one shifter per PE)::
+
+        acc_next = (first ? 0 : acc) + sum_t (sum_lanes d[lane][s] * x[lane]) << 2*s,
+                   s = step * terms_per_cycle + t
 
     Parameters:
         lanes: dot-product width; act_bits: signed activation width (bits);
-        slots: term slots stored per weight; shift_bits: width of a term's shift;
+        slots: digit slots stored per weight; fine_bits: width of a digit's ``fine`` field
+            (:func:`hwq.hw.digits.digit_layout`);
         terms_per_cycle: slots applied per cycle; acc_bits: accumulator width (wraps).
 
     Attributes:
-        x: In(lanes x signed(act_bits)); terms: In(lanes x slots x term);
+        x: In(lanes x signed(act_bits)); terms: In(lanes x slots x digit) (:func:`~hwq.hw.digits.digit_layout`);
         step: In, which group of ``terms_per_cycle`` slots to apply this cycle;
         en: In(1), accumulate this cycle; first: In(1), start a new sum (acc := this cycle's part);
         acc: Out(signed(acc_bits)), registered accumulator;
         acc_next: Out(signed(acc_bits)), its next value (``first ? 0 : acc`` + this cycle's part).
     """
 
-    def __init__(self, *, lanes: int, act_bits: int, slots: int, shift_bits: int,
+    def __init__(self, *, lanes: int, act_bits: int, slots: int, fine_bits: int,
                  terms_per_cycle: int = 1, acc_bits: int = 32, stationary: bool = False):
         if lanes < 1 or act_bits < 2 or slots < 1 or terms_per_cycle < 1:
             raise ValueError("TermMac needs lanes >= 1, act_bits >= 2, slots >= 1, terms_per_cycle >= 1")
         self.lanes, self.act_bits, self.slots = lanes, act_bits, slots
         self.terms_per_cycle = terms_per_cycle
         self.steps = -(-slots // terms_per_cycle)
-        self.term = term_layout(shift_bits)
+        self.term = digit_layout(fine_bits)
         self.stationary = stationary
         terms_layout = data.ArrayLayout(data.ArrayLayout(self.term, slots), lanes)
-        #: With ``stationary``, the terms live in a register inside the PE, written from
+        #: With ``stationary``, the digits live in a register inside the PE, written from
         #: ``load_terms`` when ``load`` is high (weight-stationary array); else ``terms`` is an input.
         weight_ports = {"load": In(1), "load_terms": In(terms_layout)} if stationary else {"terms": In(terms_layout)}
         super().__init__({
@@ -82,24 +112,42 @@ class TermMac(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        padded = self.steps * self.terms_per_cycle
-        parts = []
+        tpc = self.terms_per_cycle
+        padded = self.steps * tpc
         if self.stationary:
             terms = Signal.like(self.load_terms, name="weights")
             with m.If(self.load):
                 m.d.sync += terms.eq(self.load_terms)
         else:
             terms = self.terms
+        lane_slots = []
         for lane in range(self.lanes):
             slots = Signal(data.ArrayLayout(self.term, padded), name=f"slots{lane}")
             m.d.comb += slots.as_value()[:terms[lane].as_value().shape().width].eq(terms[lane].as_value())
-            for t in range(self.terms_per_cycle):
-                term = slots[self.step * self.terms_per_cycle + t] if self.steps > 1 else slots[t]
-                parts.append(term_product(self.x[lane], term))
+            for k in range(self.slots, padded):  # padding slots hold the zero digit
+                m.d.comb += slots[k].fine.eq(-1)
+            lane_slots.append(slots)
+        parts, negs = [], []
+        for t in range(tpc):
+            for lane in range(self.lanes):
+                slots = lane_slots[lane]
+                digit = slots[self.step * tpc + t] if self.steps > 1 else slots[t]
+                parts.append(radix4_product(self.x[lane], digit) << (2 * t))
+                negs.append(digit.neg.as_unsigned() << (2 * t))
+        # One sum of the ones'-complement products and their neg bits (Yosys maps it as a
+        # single multi-operand adder), then one shift by the step's slot weight.
+        bound = (self.lanes << (self.act_bits + 1)) * sum(4 ** t for t in range(tpc)) + len(negs) * 4 ** (tpc - 1)
+        cycle_sum = Signal(signed(signed_bits(-bound, bound)), name="cycle_sum")
         total = parts[0]
-        for p in parts[1:]:
+        for p in parts[1:] + negs:
             total = total + p
-        m.d.comb += self.acc_next.eq(Mux(self.first, 0, self.acc) + total)
+        m.d.comb += cycle_sum.eq(total)
+        shifted = Signal(signed(len(cycle_sum) + 2 * tpc * (self.steps - 1)), name="step_sum")
+        with m.Switch(self.step):
+            for st in range(self.steps):
+                with m.Case(st):
+                    m.d.comb += shifted.eq(cycle_sum << (2 * tpc * st))
+        m.d.comb += self.acc_next.eq(Mux(self.first, 0, self.acc) + shifted)
         with m.If(self.en):
             m.d.sync += self.acc.eq(self.acc_next)
         return m
@@ -147,12 +195,12 @@ class BitSerialPE(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        g = self.g
-        mac = TermMac(lanes=self.lanes, act_bits=self.act_bits, slots=g["slots"],
-                      shift_bits=g["shift_bits"], terms_per_cycle=self.tpc, acc_bits=self.acc_bits)
+        dg = digit_geometry(self.members)
+        mac = TermMac(lanes=self.lanes, act_bits=self.act_bits, slots=dg["slots"],
+                      fine_bits=dg["fine_bits"], terms_per_cycle=self.tpc, acc_bits=self.acc_bits)
         m.submodules.mac = mac
         for lane in range(self.lanes):
-            dec = TermDecoder(self.members)
+            dec = DigitDecoder(self.members)
             m.submodules[f"dec{lane}"] = dec
             m.d.comb += [dec.member.eq(self.inp.payload.member), dec.code.eq(self.inp.payload.codes[lane]),
                          mac.terms[lane].eq(dec.terms)]

@@ -1,4 +1,4 @@
-"""Resource tables (Markdown) for synthesis results."""
+"""Resource tables (Markdown) for synthesis results (columns: :data:`hwq.hw.synth.RESOURCE_KEYS`)."""
 
 from __future__ import annotations
 
@@ -24,9 +24,12 @@ def resources_markdown(name: str, by_target: Mapping[str, Mapping[str, Mapping[s
                        summaries: Mapping[str, str] | None = None) -> str:
     """``resources.md`` of an RTL folder: a table per synthesis target."""
     lines = [f"# Yosys resources of `{name}`", "",
-             "Regenerate: `hwq synth DIR --target xilinx` and `hwq synth DIR --target ice40`. "
-             "Xilinx: 7-series cells from `synth_xilinx -noiopad` (BRAM in 36 Kb blocks, RAMB18 = 0.5); "
-             "iCE40: `synth_ice40 -dsp` (BRAM = SB_RAM40_4K). Counts include every instance of a replicated block.",
+             "Regenerate: `hwq synth DIR --target T` for T in " + ", ".join(f"`{t}`" for t in by_target) + ". "
+             "xilinx: 7-series cells from `synth_xilinx -noiopad`; xcup: UltraScale+ cells from "
+             "`synth_xilinx -family xcup -uram -noiopad` (DSP48E2; URAM = URAM288); BRAM in 36 Kb blocks "
+             "(RAMB18 = 0.5). ice40: `synth_ice40 -dsp` (DSP = SB_MAC16, BRAM = SB_RAM40_4K, SPRAM = "
+             "SB_SPRAM256KA). Counts include every instance of a replicated block; buffers are at the "
+             "spec's depths (hwq.hw.buffers).",
              ""]
     for target, per_block in by_target.items():
         lines += [f"## {target}", ""] + resources_table(per_block, summaries) + [""]

@@ -25,6 +25,25 @@ import torch
 from torch import nn
 
 
+#: Adam learning rate per model recipe (the digits CNN trains from a small checkpoint; a
+#: pretrained transformer needs a small step). Models not listed: :data:`DEFAULT_LR_OTHER`.
+DEFAULT_LR: dict[str, float] = {"digits_cnn": 1e-3}
+DEFAULT_LR_OTHER = 1e-5
+#: Calibration samples fine-tuned on per model recipe (images, sentences, ...); others: 64.
+DEFAULT_CALIB_SAMPLES: dict[str, int] = {"digits_cnn": 512}
+DEFAULT_CALIB_SAMPLES_OTHER = 64
+
+
+def default_lr(model_name: str) -> float:
+    """Default Adam learning rate of ``hwq finetune`` for ``model_name`` (dimensionless)."""
+    return DEFAULT_LR.get(model_name, DEFAULT_LR_OTHER)
+
+
+def default_calib_samples(model_name: str) -> int:
+    """Default number of calibration samples ``hwq finetune`` trains on for ``model_name``."""
+    return DEFAULT_CALIB_SAMPLES.get(model_name, DEFAULT_CALIB_SAMPLES_OTHER)
+
+
 @dataclass
 class FinetuneResult:
     """The fine-tuned student and what happened."""

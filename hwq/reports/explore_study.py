@@ -51,13 +51,18 @@ def _quality_minilm() -> tuple[Callable[[Any], float], str, Callable[[Any], None
     from models.minilm import SENTENCES, embed, embedding_cosine, load_minilm
     from models.registry import get_recipe
 
-    ref = embed(load_minilm(), SENTENCES)
+    ref: list = []  # float embeddings, computed on first use
     batches = get_recipe("minilm").calibration(64)
 
     def calib(q):
         calibrate(q, batches)
 
-    return (lambda m: embedding_cosine(m, ref, SENTENCES)), \
+    def cosine(m) -> float:
+        if not ref:
+            ref.append(embed(load_minilm(), SENTENCES))
+        return embedding_cosine(m, ref[0], SENTENCES)
+
+    return cosine, \
         f"mean cosine to float embeddings ({len(SENTENCES)} sentences)", calib
 
 
@@ -71,16 +76,31 @@ PROXY_PLANS = 50
 PROXY_METHODS = {"digits_cnn": {"hessian (Gauss-Newton trace)": ("hessian", "gn"),
                                 "hessian (Hutchinson HVP trace)": ("hessian", "hvp"), "kl": ("kl", "auto")},
                  "minilm": {"hessian (Gauss-Newton trace)": ("hessian", "gn"), "kl": ("kl", "auto")}}
-#: QAT steps of the fine-tuning rows (digits only; fraction indices of FRACTIONS fine-tuned).
-FINETUNE_STEPS = 150
+#: QAT steps of the fine-tuning rows per model (MiniLM: about 4.5 CPU-s per step on 64
+#: sentences, so 20 steps are about 1.5 CPU-minutes per plan, sized for a shared 2-core
+#: machine); FINETUNE_FRACTIONS: the budgets (fractions of FRACTIONS) whose refined and best
+#: uniform plans are fine-tuned.
+FINETUNE_STEPS = {"digits_cnn": 150, "minilm": 20}
 FINETUNE_FRACTIONS = (0.06, 0.15)
 
 
 def study_model(model_name: str, fractions: Sequence[float] = FRACTIONS, arch: str = "bitmod",
                 seeds: Sequence[int] = SEEDS, refine_k: int | None = None, proxy_plans: int = PROXY_PLANS,
-                finetune_steps: int = FINETUNE_STEPS, checkpoint: Callable[[dict], None] | None = None,
-                proxy: bool = True) -> dict:
-    """Plans and measured quality for ``model_name`` at every budget fraction."""
+                finetune_steps: int | None = None, checkpoint: Callable[[dict], None] | None = None,
+                proxy: bool = True, previous: Sequence[dict] = (), proxy_methods: Sequence[str] | None = None,
+                proxy_part: tuple[int, int] | None = None, threads: int = 2) -> dict:
+    """Plans and measured quality for ``model_name`` at every budget fraction.
+
+    ``finetune_steps``: QAT steps of the fine-tuning rows (default :data:`FINETUNE_STEPS` of the
+    model; 0 skips them). ``previous``: results of earlier runs of this study (``--save-json``
+    or ``reports/explore.json`` entries, any model) to resume from: budget rows, the proxy check
+    and the fine-tuning rows they hold for this model are kept instead of measured again (see
+    :func:`previous_parts`); proxy methods they lack are added on the same sampled plans.
+    ``proxy_methods``: labels of :data:`PROXY_METHODS` the proxy check scores (default all; empty:
+    only measure the sampled plans, for a later ``--reuse`` run to score). ``proxy_part = (i, k)``:
+    measure only every k-th sampled plan from i (several processes; ``--reuse`` joins them).
+    ``threads``: torch CPU threads (1 is faster on a loaded machine).
+    """
     import torch
 
     from hwq.quant import quantize_model
@@ -92,7 +112,7 @@ def study_model(model_name: str, fractions: Sequence[float] = FRACTIONS, arch: s
     from hwq.workload import capture
     from models.registry import get_recipe
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     quality, metric, calib = _quality_digits() if model_name == "digits_cnn" else _quality_minilm()
     recipe = get_recipe(model_name)
     t0 = time.perf_counter()
@@ -110,10 +130,18 @@ def study_model(model_name: str, fractions: Sequence[float] = FRACTIONS, arch: s
     gs = load_spec(arch).arithmetic.group_size
     group_sizes = [layer_group_size(k_of[n], gs) for n in base.layer_names]
     lo, hi = energy_range(base)
-    fp_quality = quality(model)
     batches = recipe.calibration(64)
-    metrics = {s: default_metric(model_name, model, batches, seed=s) for s in seeds}
     k = refine_k or REFINE_K.get(model_name, 3)
+    steps = FINETUNE_STEPS.get(model_name, 0) if finetune_steps is None else finetune_steps
+    prev = previous_parts(previous, model_name, arch=arch, sensitivity=lo_probe.plan["inputs"]["sensitivity"],
+                          layers=len(base.layer_names), seeds=seeds, refine_k=k)
+    fp_quality = prev["float_quality"] if prev["float_quality"] is not None else quality(model)
+    built: dict = {}
+
+    def metrics() -> dict:  # refinement metric per seed, built when something is measured
+        if not built:
+            built.update({s: default_metric(model_name, model, batches, seed=s) for s in seeds})
+        return built
     same_metric = model_name == "minilm"  # the reported metric is the calibration metric itself
     wcache: dict = {}  # quantized weights per (layer, format, bits, group): shared by every plan measured
     rows: list = []
@@ -122,11 +150,17 @@ def study_model(model_name: str, fractions: Sequence[float] = FRACTIONS, arch: s
         return {"model": model_name, "metric": metric, "float_quality": fp_quality, "arch": arch,
                 "weights": lo_probe.plan["inputs"]["weights"], "calibration": lo_probe.plan["inputs"]["calibration"],
                 "sensitivity": lo_probe.plan["inputs"]["sensitivity"], "layers": len(base.layer_names),
-                "refine_k": k, "refine_metric": metrics[seeds[0]].description, "seeds": list(seeds),
+                "refine_k": k, "refine_metric": prev["refine_metric"] or metrics()[seeds[0]].description,
+                "seeds": list(seeds),
                 "energy_range_pj": [lo + offset, hi + offset], "rows": sorted(rows, key=lambda r: r["fraction"]),
-                "proxy": proxy_out, "finetune": list(ft), "seconds": time.perf_counter() - t0}
+                "proxy": proxy_out, "finetune": list(ft), "reused": prev["reused"],
+                "seconds": time.perf_counter() - t0 + prev["seconds"]}
 
     for f in fractions:
+        old = next((row for row in prev["rows"] if abs(row["fraction"] - f) < 1e-9), None)
+        if old is not None:
+            rows.append(old)
+            continue
         budget = lo + f * (hi - lo)
         p = copy.copy(base)
         p.energy_budget_pj = budget
@@ -139,9 +173,9 @@ def study_model(model_name: str, fractions: Sequence[float] = FRACTIONS, arch: s
             def evaluate(a, s=s, test_q=test_q, p=p):
                 q = quantize_model(model, plan_dict(p, a, choices, group_sizes))
                 share_quantized_weights(q, wcache)
-                metrics[s].calibrate(q)
+                metrics()[s].calibrate(q)
                 with torch.no_grad():
-                    score = float(metrics[s].score(q))
+                    score = float(metrics()[s].score(q))
                     test_q[tuple(a)] = score if same_metric else float(quality(q))
                 return score
 
@@ -170,65 +204,238 @@ def study_model(model_name: str, fractions: Sequence[float] = FRACTIONS, arch: s
             f"{n} {v['quality']:.4f}" for n, v in row["plans"].items() if v), flush=True)
         if checkpoint:
             checkpoint(result())
-    proxy = _proxy_check(model_name, model, base, choices, group_sizes, quality, metrics[seeds[0]], same_metric,
-                         proxy_plans, arch, offset, wcache) if proxy and proxy_plans else None
+    if prev["proxy"] and None not in prev["proxy"]["measured"]:
+        proxy = _add_proxy_methods(prev["proxy"], model_name, base, arch, offset, only=proxy_methods)
+    elif (proxy and proxy_plans) or prev["proxy"]:
+        proxy = _proxy_check(model_name, model, base, choices, group_sizes, quality, metrics()[seeds[0]],
+                             same_metric, proxy_plans, arch, offset, wcache, proxy_methods, part=proxy_part,
+                             partial=prev["proxy"], on_plan=(lambda px: checkpoint(result(px))) if checkpoint
+                             else None)
+    else:
+        proxy = None
     if checkpoint:
         checkpoint(result(proxy))
-    ft = _finetune_rows(model_name, model, rows, base, choices, group_sizes, finetune_steps) \
-        if model_name == "digits_cnn" and finetune_steps else []
+    ft = prev["finetune"] or (_finetune_rows(model_name, model, rows, base, choices, group_sizes, steps, quality,
+                                             on_row=(lambda done: checkpoint(result(proxy, done))) if checkpoint
+                                             else None) if steps else [])
     return result(proxy, ft)
 
 
+def previous_parts(previous: Sequence[dict], model_name: str, *, arch: str, sensitivity: str, layers: int,
+                   seeds: Sequence[int], refine_k: int) -> dict:
+    """What earlier results hold for ``model_name``: ``rows`` (first run wins per budget fraction),
+    ``proxy`` (the first with measurements; incomplete parts of one check are joined),
+    ``finetune`` (the first non-empty), ``seconds`` (their study times summed, s), ``reused``
+    (labels of the parts taken), ``float_quality`` and ``refine_metric`` (as they recorded them).
+
+    Raises :class:`hwq.errors.UsageError` when an earlier run of this model used another preset,
+    sensitivity, layer count, seeds or refine K (its numbers would not belong in one report).
+    """
+    from hwq.errors import UsageError
+
+    out: dict = {"rows": [], "proxy": None, "finetune": [], "seconds": 0.0, "reused": [], "float_quality": None,
+                 "refine_metric": None}
+    for r in previous:
+        if r.get("model") != model_name:
+            continue
+        def check(want: dict) -> None:
+            bad = [f"{key} {r.get(key)!r} (this run: {v!r})" for key, v in want.items() if r.get(key) != v]
+            if bad:
+                raise UsageError(f"--reuse: an earlier {model_name} run differs in " + "; ".join(bad)
+                                 + "; rerun without --reuse or with the same options")
+
+        check({"arch": arch, "sensitivity": sensitivity, "layers": layers})
+        if r.get("rows"):  # budget rows hold every seed's refinement
+            check({"seeds": list(seeds), "refine_k": refine_k})
+        if (r.get("proxy") or {}).get("measured") and r.get("seeds", [None])[0] != seeds[0]:
+            raise UsageError(f"--reuse: an earlier {model_name} proxy check was measured under calibration seed "
+                             f"{r['seeds'][0]}, this run's first seed is {seeds[0]}")
+        used = False
+        if out["float_quality"] is None and r.get("float_quality") is not None:
+            out["float_quality"] = r["float_quality"]
+        if r.get("rows") and out["refine_metric"] is None:
+            out["refine_metric"] = r.get("refine_metric")
+        for row in r.get("rows", []):
+            if not any(abs(row["fraction"] - o["fraction"]) < 1e-9 for o in out["rows"]):
+                out["rows"].append(row)
+                out["reused"].append(f"budget fraction {row['fraction']:g}")
+                used = True
+        if (r.get("proxy") or {}).get("measured"):
+            if out["proxy"] is None:
+                out["proxy"] = copy.deepcopy(r["proxy"])
+                out["reused"].append("proxy check")
+                used = True
+            elif None in out["proxy"]["measured"]:  # parts of one check (--proxy-part): joined
+                joined = _join_proxies(out["proxy"], r["proxy"])
+                used = joined["measured"] != out["proxy"]["measured"]
+                out["proxy"] = joined
+        if not out["finetune"] and r.get("finetune"):
+            out["finetune"] = list(r["finetune"])
+            out["reused"].append("fine-tuning rows")
+            used = True
+        if used:
+            out["seconds"] += float(r.get("seconds", 0.0))
+    return out
+
+
 def _proxy_check(model_name, model, base, choices, group_sizes, quality, metric0, same_metric, n, arch,
-                 offset, wcache) -> dict:
-    """Spearman correlation between predicted sum of Omega (per method) and the measured quality."""
+                 offset, wcache, only: Sequence[str] | None = None, part: tuple[int, int] | None = None,
+                 partial: dict | None = None, on_plan: Callable[[dict], None] | None = None) -> dict:
+    """Spearman correlation between predicted sum of Omega (per method) and the measured quality.
+
+    ``partial``: an earlier, incomplete check of the same plans (``measured`` holds None where a
+    plan was not measured): only the missing plans are measured. ``part = (i, k)``: measure only
+    plans whose index is ``i`` mod ``k`` (for several processes; ``--reuse`` joins the parts).
+    An incomplete result has no ``methods``; ``on_plan`` gets the result after every plan.
+    """
     import torch
 
     from hwq.quant import quantize_model
-    from hwq.search.explore import ExploreRequest, explore
     from hwq.search.proxy import sample_plans, spearman
     from hwq.search.refine import share_quantized_weights
 
     t0 = time.perf_counter()
-    sens = {}
-    for label, (method, est) in PROXY_METHODS.get(model_name, {}).items():
-        r = explore(ExploreRequest(model=model_name, budget_j=1.0, budget_text="1J", arch=arch, pareto=0, write=False,
-                                   sensitivity=method, hessian_estimator=est))
-        assert r.problem.layer_names == base.layer_names and r.problem.choice_labels == base.choice_labels
-        sens[label] = r.problem.sensitivity
-    plans = sample_plans(base, n, seed=0)
-    measured = []
-    for a in plans:
+    methods = PROXY_METHODS.get(model_name, {})
+    if only is not None:
+        unknown = sorted(set(only) - set(methods))
+        if unknown:
+            from hwq.errors import UsageError
+
+            raise UsageError(f"--proxy-methods: no method {unknown[0]!r} for {model_name}; choose from "
+                             + ", ".join(repr(k) for k in methods))
+        methods = {k: v for k, v in methods.items() if k in only}
+    plans = sample_plans(base, partial["plans"] if partial else n, seed=0)
+    energy = _plan_energies(base, plans, offset)
+    if partial:
+        _check_same_plans(partial, plans, energy)
+    measured: list = list(partial["measured"]) if partial else [None] * len(plans)
+    out = {"plans": len(plans), "methods": {}, "energy_pj": energy, "measured": measured,
+           "seconds": (partial or {}).get("seconds", 0.0)}
+    for i, a in enumerate(plans):
+        if measured[i] is not None or (part and i % part[1] != part[0]):
+            continue
         q = quantize_model(model, plan_dict(base, a, choices, group_sizes))
         share_quantized_weights(q, wcache)
         metric0.calibrate(q)
         with torch.no_grad():
-            measured.append(float(metric0.score(q)) if same_metric else float(quality(q)))
-    idx = range(len(base.layer_names))
-    energy = [float(sum(base.energy_pj[l, a[l]] for l in idx)) + offset for a in plans]
-    out = {"plans": len(plans), "methods": {}, "energy_pj": energy, "measured": measured}
-    for label, S in sens.items():
-        total = [float(sum(S[l, a[l]] for l in idx)) for a in plans]
-        rho, pv = spearman([-t for t in total], measured)
-        lo_half = [i for i, e in enumerate(energy) if e <= sorted(energy)[len(energy) // 2]]
-        rho_lo, _ = spearman([-total[i] for i in lo_half], [measured[i] for i in lo_half])
-        out["methods"][label] = {"spearman": rho, "p_value": pv, "spearman_cheaper_half": rho_lo, "totals": total}
+            measured[i] = float(metric0.score(q)) if same_metric else float(quality(q))
+        if on_plan:
+            on_plan(dict(out, seconds=out["seconds"] + time.perf_counter() - t0))
+    out["seconds"] += time.perf_counter() - t0
+    if any(m is None for m in measured):
+        print(f"{model_name}: proxy check: {sum(m is not None for m in measured)}/{len(plans)} plans measured "
+              "(join the parts with --reuse)", flush=True)
+        return out
+    for label, S in _method_sensitivities(model_name, base, arch, methods).items():
+        out["methods"][label] = _method_stats(S, plans, energy, measured)
     rho_e, pv_e = spearman(energy, measured)
     out["energy_baseline"] = {"spearman": rho_e, "p_value": pv_e}
-    out["seconds"] = time.perf_counter() - t0
+    out["seconds"] = (partial or {}).get("seconds", 0.0) + time.perf_counter() - t0
     print(f"{model_name}: proxy check on {len(plans)} plans: " + ", ".join(
         f"{k} {v['spearman']:.3f}" for k, v in out["methods"].items()) + f", energy {rho_e:.3f}", flush=True)
     return out
 
 
-def _finetune_rows(model_name, model, rows, base, choices, group_sizes, steps) -> list[dict]:
-    """QAT with distillation (hwq finetune's library call) of the refined plan at the lowest budgets."""
+def _check_same_plans(proxy: dict, plans: Sequence[Sequence[int]], energy: Sequence[float]) -> None:
+    """Refuse a saved proxy check whose plans are not the ones ``sample_plans`` draws now."""
+    from hwq.errors import UsageError
+
+    if len(plans) != proxy["plans"] or any(abs(e - o) > 1e-6 * max(1.0, abs(o))
+                                           for e, o in zip(energy, proxy["energy_pj"])):
+        raise UsageError("--reuse: the saved proxy check's plans are not the ones sample_plans draws now "
+                         "(cost model or choices changed); rerun the proxy check without --reuse")
+
+
+def _join_proxies(a: dict, b: dict) -> dict:
+    """Two checks of the same plans, measured values of ``a`` first, gaps filled from ``b``."""
+    from hwq.errors import UsageError
+
+    if a["plans"] != b["plans"] or any(abs(x - y) > 1e-6 * max(1.0, abs(y)) for x, y in zip(a["energy_pj"],
+                                                                                            b["energy_pj"])):
+        raise UsageError("--reuse: two saved proxy checks of this model sampled different plans")
+    out = copy.deepcopy(a)
+    out["measured"] = [x if x is not None else y for x, y in zip(a["measured"], b["measured"])]
+    if out["measured"] != a["measured"]:  # methods of an incomplete check would be stale: scored again
+        out["methods"] = {}
+        out.pop("energy_baseline", None)
+        out["seconds"] = a.get("seconds", 0.0) + b.get("seconds", 0.0)
+    return out
+
+
+def _method_sensitivities(model_name: str, base, arch: str, methods: dict) -> dict:
+    """Omega tables (layers x choices) per proxy method label, from ``hwq explore``'s sensitivity."""
+    from hwq.search.explore import ExploreRequest, explore
+
+    sens = {}
+    for label, (method, est) in methods.items():
+        r = explore(ExploreRequest(model=model_name, budget_j=1.0, budget_text="1J", arch=arch, pareto=0, write=False,
+                                   sensitivity=method, hessian_estimator=est))
+        assert r.problem.layer_names == base.layer_names and r.problem.choice_labels == base.choice_labels
+        sens[label] = r.problem.sensitivity
+    return sens
+
+
+def _plan_energies(base, plans: Sequence[Sequence[int]], offset: float) -> list[float]:
+    """Energy of each plan, pJ (the problem's per-layer energies plus its fixed offset)."""
+    return [float(sum(base.energy_pj[l, a[l]] for l in range(len(base.layer_names)))) + offset for a in plans]
+
+
+def _method_stats(S, plans: Sequence[Sequence[int]], energy: Sequence[float], measured: Sequence[float]) -> dict:
+    """Spearman of minus the predicted sum of Omega (table ``S``) against ``measured``, on all
+    plans and on the cheaper half by energy."""
+    from hwq.search.proxy import spearman
+
+    total = [float(sum(S[l, a[l]] for l in range(len(a)))) for a in plans]
+    rho, pv = spearman([-t for t in total], measured)
+    lo_half = [i for i, e in enumerate(energy) if e <= sorted(energy)[len(energy) // 2]]
+    rho_lo, _ = spearman([-total[i] for i in lo_half], [measured[i] for i in lo_half])
+    return {"spearman": rho, "p_value": pv, "spearman_cheaper_half": rho_lo, "totals": total}
+
+
+def _add_proxy_methods(proxy: dict, model_name: str, base, arch: str, offset: float,
+                       only: Sequence[str] | None = None) -> dict:
+    """An earlier proxy check plus the :data:`PROXY_METHODS` it lacks, scored on the same plans.
+
+    The plans are drawn again (``sample_plans`` is deterministic) and must have the saved
+    energies; only the new methods' sensitivities are computed, nothing is measured again.
+    ``only``: add just these labels (default every missing one).
+    """
+    from hwq.search.proxy import sample_plans, spearman
+
+    missing = {k: v for k, v in PROXY_METHODS.get(model_name, {}).items()
+               if k not in proxy["methods"] and (only is None or k in only)}
+    if not missing and "energy_baseline" in proxy:
+        return proxy
+    t0 = time.perf_counter()
+    plans = sample_plans(base, proxy["plans"], seed=0)
+    energy = _plan_energies(base, plans, offset)
+    _check_same_plans(proxy, plans, energy)
+    if "energy_baseline" not in proxy:
+        rho_e, pv_e = spearman(energy, proxy["measured"])
+        proxy["energy_baseline"] = {"spearman": rho_e, "p_value": pv_e}
+    for label, S in _method_sensitivities(model_name, base, arch, missing).items():
+        proxy["methods"][label] = _method_stats(S, plans, energy, proxy["measured"])
+        print(f"{model_name}: proxy check, added {label}: {proxy['methods'][label]['spearman']:.3f}", flush=True)
+    proxy["seconds"] = proxy.get("seconds", 0.0) + time.perf_counter() - t0
+    return proxy
+
+
+def _finetune_rows(model_name, model, rows, base, choices, group_sizes, steps, quality,
+                   on_row: Callable[[list[dict]], None] | None = None) -> list[dict]:
+    """QAT with distillation (hwq finetune's library call) of the refined and best uniform plans
+    at the :data:`FINETUNE_FRACTIONS` budgets, with ``hwq finetune``'s default learning rate and
+    calibration samples for the model; before/after measured by ``quality`` (and, for MiniLM,
+    on the sentences not fine-tuned on). ``on_row`` gets the rows so far after each plan."""
+    import torch
+
     from hwq.quant import calibrate, quantize_model
-    from hwq.quant.finetune import finetune
-    from models.digits_cnn import evaluate
+    from hwq.quant.finetune import default_calib_samples, default_lr, finetune
     from models.registry import get_recipe
 
-    batches = list(get_recipe(model_name).calibration(512))
+    n = default_calib_samples(model_name)
+    lr = default_lr(model_name)
+    batches = list(get_recipe(model_name).calibration(n))
+    held_out = _held_out_quality(model_name, n)
     out = []
     for row in rows:
         if not any(abs(row["fraction"] - f) < 1e-9 for f in FINETUNE_FRACTIONS):
@@ -240,14 +447,39 @@ def _finetune_rows(model_name, model, rows, base, choices, group_sizes, steps) -
             plan = plan_dict(base, pl["assignment"], choices, group_sizes)
             ptq = quantize_model(model, plan)
             calibrate(ptq, batches)
-            before = evaluate(ptq)
-            res = finetune(model, plan, batches, steps=steps, lr=1e-3, device="auto")
+            with torch.no_grad():
+                before = float(quality(ptq))
+                before_h = float(held_out[0](ptq)) if held_out else None
+            res = finetune(model, plan, batches, steps=steps, lr=lr, device="auto")
+            with torch.no_grad():
+                after = float(quality(res.model))
+                after_h = float(held_out[0](res.model)) if held_out else None
             out.append({"budget_pj": row["budget_pj"], "plan": name, "mix": pl["mix"], "before": before,
-                        "after": evaluate(res.model), "steps": steps, "device": res.device,
-                        "seconds": res.seconds})
-            print(f"{model_name}: finetune {name} at {row['budget_pj']:.4g} pJ: {before:.4f} -> {out[-1]['after']:.4f}",
-                  flush=True)
+                        "after": after, "held_out": held_out[1] if held_out else None, "before_held_out": before_h,
+                        "after_held_out": after_h, "steps": steps, "lr": lr, "calib_samples": n,
+                        "loss_first": res.losses[0] if res.losses else None,
+                        "loss_last": res.losses[-1] if res.losses else None,
+                        "device": res.device, "seconds": res.seconds})
+            print(f"{model_name}: finetune {name} at {row['budget_pj']:.4g} pJ: {before:.4f} -> {after:.4f} "
+                  f"({res.seconds:.0f} s on {res.device})", flush=True)
+            if on_row:
+                on_row(list(out))
     return out
+
+
+def _held_out_quality(model_name: str, n_train: int) -> tuple[Callable[[Any], float], str] | None:
+    """MiniLM: mean cosine to the float embeddings on the sentences after the first ``n_train``
+    (the fine-tuning batches hold the first ones), with its description; other models: None
+    (digits' quality column is the held-out test split already)."""
+    if model_name != "minilm":
+        return None
+    from models.minilm import SENTENCES, embed, embedding_cosine, load_minilm
+
+    rest = SENTENCES[n_train:]
+    if not rest:
+        return None
+    ref = embed(load_minilm(), rest)
+    return (lambda m: embedding_cosine(m, ref, rest)), f"{len(rest)} sentences not fine-tuned on"
 
 
 def _mix(labels: Sequence[str]) -> str:
@@ -265,6 +497,52 @@ def _stats(v: Sequence[float]) -> str:
     return f"{statistics.mean(v):+.4f} ± {statistics.stdev(v):.4f}"
 
 
+#: What the fine-tuning samples are, per model (the rows' ``calib_samples`` counts them).
+_FINETUNE_DATA = {"digits_cnn": "calibration (training) images",
+                  "minilm": "calibration sentences (the first ones of the evaluation sentences)"}
+
+
+def _finetune_markdown(r: dict) -> list[str]:
+    """The fine-tuning table of one model's results."""
+    from hwq.quant.finetune import default_calib_samples, default_lr
+    from hwq.search.units import format_si
+
+    fts = r["finetune"]
+    f0 = fts[0]
+    lr = f0.get("lr", default_lr(r["model"]))  # rows written before lr was recorded used the default
+    n = f0.get("calib_samples", default_calib_samples(r["model"]))
+    held = f0.get("held_out")
+    devices = sorted({f["device"] for f in fts})
+    lines = [f"Quantization-aware fine-tuning (`hwq finetune`'s library call `hwq.quant.finetune.finetune`: "
+             f"{f0['steps']} Adam steps, lr {lr:g}, distillation from the float model (logits: KL with T = 2; "
+             f"hidden states: MSE normalised by the float output's mean square) on {n} "
+             f"{_FINETUNE_DATA.get(r['model'], 'calibration samples')}, activation scales calibrated on them first; "
+             "quality = the quality column's metric" + (f"; held-out = the same metric on the {held}" if held else "")
+             + f"; device {', '.join(devices)}" + (" (no CUDA device was visible to the run)" if devices == ["cpu"]
+                                                   else "") + "):", ""]
+    head = "| budget | plan | precisions | before (PTQ) | after QAT | change |"
+    rule = "| --- | --- | --- | --- | --- | --- |"
+    if held:
+        head += " held-out before | held-out after | held-out change |"
+        rule += " --- | --- | --- |"
+    lines += [head + " device | seconds |", rule + " --- | --- |"]
+    for f in fts:
+        line = (f"| {format_si(f['budget_pj'] * 1e-12, 'J')} | {f['plan']} | {f['mix']} | {f['before']:.4f} | "
+                f"{f['after']:.4f} | {f['after'] - f['before']:+.4f} |")
+        if held:
+            line += (f" {f['before_held_out']:.4f} | {f['after_held_out']:.4f} | "
+                     f"{f['after_held_out'] - f['before_held_out']:+.4f} |")
+        lines.append(line + f" {f['device']} | {f['seconds']:.0f} |")
+    return lines + [""]
+
+
+def _reused_text(labels: Sequence[str]) -> str:
+    """``previous_parts``' labels, the budget fractions in one phrase."""
+    fr = [lab.split()[-1] for lab in labels if lab.startswith("budget fraction ")]
+    rest = [lab for lab in labels if not lab.startswith("budget fraction ")]
+    return ", ".join(([f"the budgets at fractions {', '.join(fr)}"] if fr else []) + rest)
+
+
 def _markdown(results: Sequence[dict]) -> str:
     from hwq.search.units import format_si
 
@@ -278,7 +556,8 @@ def _markdown(results: Sequence[dict]) -> str:
              "*measured* of the K best ILP plans (no-good cuts), greedy, best uniform and up to K local moves "
              "(one-layer changes and one-up/one-down swaps within the budget), scored on the real metric with "
              "the calibration data. Budgets are placed at fractions of the way from the cheapest plan's energy "
-             "to the most expensive plan's. Every number below comes from the run that wrote this file.", ""]
+             "to the most expensive plan's. Every number below was measured by this generator: by the run that "
+             "wrote this file, or by the earlier runs it resumed from (`--reuse`, named per model).", ""]
     for r in results:
         seeds = r["seeds"]
         lines += [f"## {r['model']}", "",
@@ -287,7 +566,9 @@ def _markdown(results: Sequence[dict]) -> str:
                   f"- sensitivity: {r['sensitivity']}; {r['layers']} quantized layers",
                   f"- refinement: `--refine {r['refine_k']}`; measured on: {r['refine_metric']}",
                   f"- energy range over plans: {format_si(r['energy_range_pj'][0] * 1e-12, 'J')} .. "
-                  f"{format_si(r['energy_range_pj'][1] * 1e-12, 'J')}; study time {r['seconds']:.0f} s", "",
+                  f"{format_si(r['energy_range_pj'][1] * 1e-12, 'J')}; study time {r['seconds']:.0f} s"
+                  + (" (summed over the runs this one resumed from with `--reuse`; from them: "
+                     f"{_reused_text(r['reused'])})" if r.get("reused") else ""), "",
                   f"Calibration seed {seeds[0]}:", "",
                   "| budget | plan | energy | total sensitivity | refine score (calibration data) | quality | precisions |",
                   "| --- | --- | --- | --- | --- | --- | --- |"]
@@ -352,18 +633,16 @@ def _markdown(results: Sequence[dict]) -> str:
                              f"{m['spearman_cheaper_half']:.3f} |")
             e = px["energy_baseline"]
             lines.append(f"| plan energy (baseline: more energy = better) | {e['spearman']:.3f} | {e['p_value']:.2g} | |")
+            unscored = [k for k in PROXY_METHODS.get(r["model"], {}) if k not in px["methods"]]
+            if unscored:
+                lines += ["", f"**Not scored in this regeneration:** {', '.join(unscored)} (its sensitivity was "
+                          "not computed in time; rerun with `--reuse reports/explore.json` to add it on the same "
+                          "measured plans)."]
             lines.append("")
         if r.get("finetune"):
-            lines += [f"Quantization-aware fine-tuning (`hwq finetune`'s library call `hwq.quant.finetune.finetune`: "
-                      f"{r['finetune'][0]['steps']} Adam steps, lr 1e-3, distillation from the float model with "
-                      "T = 2 on 512 calibration (training) images, activation scales calibrated on them first; quality "
-                      "= the quality column's metric):", "",
-                      "| budget | plan | precisions | before (PTQ) | after QAT | change | device | seconds |",
-                      "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-            for f in r["finetune"]:
-                lines.append(f"| {format_si(f['budget_pj'] * 1e-12, 'J')} | {f['plan']} | {f['mix']} | {f['before']:.4f} | "
-                             f"{f['after']:.4f} | {f['after'] - f['before']:+.4f} | {f['device']} | {f['seconds']:.0f} |")
-            lines.append("")
+            lines += _finetune_markdown(r)
+        elif FINETUNE_STEPS.get(r["model"]):
+            lines += ["**Fine-tuning: not run for this model in this regeneration** (stopped for time).", ""]
         lines.append("")
     lines += ["## Reading it", "",
               "The ILP minimises the *predicted* loss increase (sum of Omega); the quality columns are measured "
@@ -379,26 +658,62 @@ def _markdown(results: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
+def _read_results(path: str, flag: str) -> list[dict]:
+    """The result list of a ``--save-json`` file (or ``reports/explore.json``)."""
+    from hwq.errors import UsageError
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise UsageError(f"{flag} {path}: not a readable results JSON ({err})") from None
+    if not isinstance(data, list) or not all(isinstance(r, dict) and "model" in r and "rows" in r for r in data):
+        raise UsageError(f"{flag} {path}: not a list of study results (write one with --save-json)")
+    return data
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="*", default=["digits_cnn", "minilm"])
     ap.add_argument("--out", default="reports/explore.md")
     ap.add_argument("--seeds", type=int, nargs="*", default=list(SEEDS))
     ap.add_argument("--proxy-plans", type=int, default=PROXY_PLANS)
-    ap.add_argument("--finetune-steps", type=int, default=FINETUNE_STEPS)
+    ap.add_argument("--proxy-methods", nargs="*", default=None,
+                    help="labels of PROXY_METHODS to score (default all; none: only measure the sampled plans, "
+                         "for a later --reuse run to score)")
+    ap.add_argument("--finetune-steps", type=int, default=None,
+                    help="QAT steps of the fine-tuning rows (default per model: FINETUNE_STEPS; 0 skips them)")
     ap.add_argument("--fractions", type=float, nargs="*", default=list(FRACTIONS))
+    ap.add_argument("--proxy-part", type=int, nargs=2, metavar=("I", "K"),
+                    help="measure only every K-th sampled proxy plan from I (run K processes, join with --reuse)")
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2; 1 on a loaded machine)")
     ap.add_argument("--save-json", help="write only this model's raw results to this JSON file (no report)")
     ap.add_argument("--merge", nargs="*", help="render the report from --save-json files instead of running")
+    ap.add_argument("--reuse", nargs="*", default=[],
+                    help="earlier --save-json files or reports/explore.json: keep the budget rows, proxy check and "
+                         "fine-tuning rows they hold for each model instead of measuring them again")
     args = ap.parse_args(argv)
+    if args.proxy_part and not (args.proxy_part[1] >= 1 and 0 <= args.proxy_part[0] < args.proxy_part[1]):
+        from hwq.errors import UsageError
+
+        raise UsageError(f"--proxy-part I K needs 0 <= I < K, got {args.proxy_part[0]} {args.proxy_part[1]}")
+    if args.threads < 1:
+        from hwq.errors import UsageError
+
+        raise UsageError(f"--threads must be >= 1, got {args.threads}")
     if args.merge:
-        results = [r for f in args.merge for r in json.loads(Path(f).read_text())]
+        results = [r for f in args.merge for r in _read_results(f, "--merge")]
     else:
+        previous = [r for f in args.reuse for r in _read_results(f, "--reuse")]
+
         def save(partial: dict) -> None:  # partial results after every budget (long runs)
             if args.save_json:
                 Path(args.save_json).write_text(json.dumps([partial], indent=2) + "\n")
 
         results = [study_model(m, fractions=args.fractions, seeds=args.seeds, proxy_plans=args.proxy_plans,
-                               finetune_steps=args.finetune_steps, checkpoint=save) for m in args.models]
+                               finetune_steps=args.finetune_steps, checkpoint=save, previous=previous,
+                               proxy_methods=args.proxy_methods,
+                               proxy_part=tuple(args.proxy_part) if args.proxy_part else None, threads=args.threads)
+                   for m in args.models]
     if args.save_json:
         Path(args.save_json).write_text(json.dumps(results, indent=2) + "\n")
         print(f"wrote {args.save_json}")
@@ -415,5 +730,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _cli(argv: Sequence[str] | None = None) -> int:
+    """``main`` with bad input as a one-line error (exit 2)."""
+    import sys
+
+    from hwq.errors import HwqError
+
+    try:
+        return main(argv)
+    except HwqError as err:
+        print(f"explore_study: error: {err}", file=sys.stderr)
+        return 2
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(_cli())

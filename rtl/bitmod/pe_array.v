@@ -987,8 +987,8 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire [46:0] \$1883 ;
   wire [47:0] \$1884 ;
   wire [48:0] \$1885 ;
-  wire [8:0] \$1886 ;
-  wire [8:0] \$1887 ;
+  wire [19:0] \$1886 ;
+  wire [19:0] \$1887 ;
   wire \$1888 ;
   wire [17:0] \$1889 ;
   wire \$189 ;
@@ -1903,7 +1903,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire [17:0] \$2707 ;
   wire [17:0] \$2708 ;
   wire [17:0] \$2709 ;
-  wire [7:0] \$271 ;
+  wire [13:0] \$271 ;
   wire [17:0] \$2710 ;
   wire [17:0] \$2711 ;
   wire [17:0] \$2712 ;
@@ -1925,7 +1925,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire [17:0] \$2727 ;
   wire [17:0] \$2728 ;
   wire [17:0] \$2729 ;
-  wire [7:0] \$273 ;
+  wire [12:0] \$273 ;
   wire [17:0] \$2730 ;
   wire [17:0] \$2731 ;
   wire [17:0] \$2732 ;
@@ -1980,7 +1980,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire [17:0] \$2777 ;
   wire [17:0] \$2778 ;
   wire [17:0] \$2779 ;
-  wire [6:0] \$278 ;
+  wire [12:0] \$278 ;
   wire [17:0] \$2780 ;
   wire [17:0] \$2781 ;
   wire [17:0] \$2782 ;
@@ -2025,7 +2025,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire [17:0] \$2817 ;
   wire [17:0] \$2818 ;
   wire [17:0] \$2819 ;
-  wire [6:0] \$282 ;
+  wire [12:0] \$282 ;
   wire [17:0] \$2820 ;
   wire [17:0] \$2821 ;
   wire [17:0] \$2822 ;
@@ -2036,7 +2036,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire [17:0] \$2827 ;
   wire [17:0] \$2828 ;
   wire [17:0] \$2829 ;
-  wire [6:0] \$283 ;
+  wire [12:0] \$283 ;
   wire [17:0] \$2830 ;
   wire [17:0] \$2831 ;
   wire [17:0] \$2832 ;
@@ -2091,7 +2091,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire [17:0] \$2877 ;
   wire [17:0] \$2878 ;
   wire [17:0] \$2879 ;
-  wire [7:0] \$288 ;
+  wire [13:0] \$288 ;
   wire [17:0] \$2880 ;
   wire [17:0] \$2881 ;
   wire [17:0] \$2882 ;
@@ -2102,7 +2102,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire [17:0] \$2887 ;
   wire [17:0] \$2888 ;
   wire [17:0] \$2889 ;
-  wire [7:0] \$289 ;
+  wire [13:0] \$289 ;
   wire [17:0] \$2890 ;
   wire [17:0] \$2891 ;
   wire [17:0] \$2892 ;
@@ -2129,36 +2129,36 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire [17:0] \$2910 ;
   wire [17:0] \$2911 ;
   wire [17:0] \$2912 ;
-  reg [6:0] \$2913 ;
-  reg [6:0] \$2914 ;
+  reg [12:0] \$2913 ;
+  reg [11:0] \$2914 ;
   reg \$2915 ;
-  reg [31:0] \$2916 ;
+  reg [54:0] \$2916 ;
   reg \$2917 ;
   reg [4:0] \$2918 ;
-  reg [6:0] \$2919 ;
+  reg [12:0] \$2919 ;
   wire [3:0] \$292 ;
-  reg [6:0] \$2920 ;
-  reg [5:0] \$2921 ;
-  reg [5:0] \$2922 ;
-  reg [6:0] \$2923 ;
-  reg [6:0] \$2924 ;
-  reg [6:0] \$2925 ;
-  reg [6:0] \$2926 ;
-  reg [7:0] \$2927 ;
-  reg [7:0] \$2928 ;
+  reg [11:0] \$2920 ;
+  reg [11:0] \$2921 ;
+  reg [11:0] \$2922 ;
+  reg [12:0] \$2923 ;
+  reg [12:0] \$2924 ;
+  reg [12:0] \$2925 ;
+  reg [12:0] \$2926 ;
+  reg [18:0] \$2927 ;
+  reg [18:0] \$2928 ;
   reg [1:0] \$2929 ;
   wire \$293 ;
-  reg [6:0] \$2930 ;
+  reg [12:0] \$2930 ;
   reg [1:0] \$2931 ;
   reg [2:0] \$2932 ;
   reg \$2933 ;
   reg [4:0] \$2934 ;
   reg \$2935 ;
   reg [1:0] \$2936 ;
-  reg [6:0] \$2937 ;
+  reg [12:0] \$2937 ;
   reg \$2938 ;
   reg \$2939 ;
-  wire [7:0] \$294 ;
+  wire [13:0] \$294 ;
   reg [7:0] \$2940 ;
   reg [7:0] \$2941 ;
   reg [7:0] \$2942 ;
@@ -2180,7 +2180,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   reg [7:0] \$2957 ;
   reg [7:0] \$2958 ;
   reg [7:0] \$2959 ;
-  wire [7:0] \$296 ;
+  wire [13:0] \$296 ;
   reg [7:0] \$2960 ;
   reg [7:0] \$2961 ;
   reg [7:0] \$2962 ;
@@ -2195,14 +2195,14 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   reg [7:0] \$2970 ;
   reg [7:0] \$2971 ;
   reg \$2972 ;
-  reg [6:0] \$2973 ;
+  reg [12:0] \$2973 ;
   reg \$2974 ;
   reg \$2975 ;
   reg \$2976 ;
   reg [1:0] \$2977 ;
   reg [30:0] \$2978 ;
   reg [30:0] \$2979 ;
-  wire [7:0] \$298 ;
+  wire [13:0] \$298 ;
   reg [15:0] \$2980 ;
   reg [30:0] \$2981 ;
   reg [30:0] \$2982 ;
@@ -2213,7 +2213,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   reg [30:0] \$2987 ;
   reg [30:0] \$2988 ;
   reg [15:0] \$2989 ;
-  wire [7:0] \$299 ;
+  wire [13:0] \$299 ;
   reg [30:0] \$2990 ;
   reg [30:0] \$2991 ;
   reg [15:0] \$2992 ;
@@ -2226,7 +2226,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   reg [30:0] \$2999 ;
   wire \$3 ;
   wire [5:0] \$30 ;
-  wire [7:0] \$300 ;
+  wire [13:0] \$300 ;
   reg [30:0] \$3000 ;
   reg [15:0] \$3001 ;
   reg [30:0] \$3002 ;
@@ -2237,7 +2237,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   reg [15:0] \$3007 ;
   reg [30:0] \$3008 ;
   reg [30:0] \$3009 ;
-  wire [7:0] \$301 ;
+  wire [13:0] \$301 ;
   reg [15:0] \$3010 ;
   reg [30:0] \$3011 ;
   reg [30:0] \$3012 ;
@@ -2248,7 +2248,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   reg [30:0] \$3017 ;
   reg [30:0] \$3018 ;
   reg [15:0] \$3019 ;
-  wire [7:0] \$302 ;
+  wire [13:0] \$302 ;
   reg [30:0] \$3020 ;
   reg [30:0] \$3021 ;
   reg [15:0] \$3022 ;
@@ -2259,7 +2259,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   reg [30:0] \$3027 ;
   reg [15:0] \$3028 ;
   reg [30:0] \$3029 ;
-  wire [8:0] \$303 ;
+  wire [14:0] \$303 ;
   reg [30:0] \$3030 ;
   reg [15:0] \$3031 ;
   reg [30:0] \$3032 ;
@@ -2281,7 +2281,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   reg [30:0] \$3047 ;
   reg [30:0] \$3048 ;
   reg [15:0] \$3049 ;
-  wire [7:0] \$305 ;
+  wire [13:0] \$305 ;
   reg [30:0] \$3050 ;
   reg [30:0] \$3051 ;
   reg [15:0] \$3052 ;
@@ -2292,7 +2292,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   reg [30:0] \$3057 ;
   reg [15:0] \$3058 ;
   reg [30:0] \$3059 ;
-  wire [8:0] \$306 ;
+  wire [14:0] \$306 ;
   reg [30:0] \$3060 ;
   reg [15:0] \$3061 ;
   reg [30:0] \$3062 ;
@@ -2303,24 +2303,24 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   reg [15:0] \$3067 ;
   reg [30:0] \$3068 ;
   reg [30:0] \$3069 ;
-  wire [8:0] \$307 ;
+  wire [14:0] \$307 ;
   reg [15:0] \$3070 ;
   reg [30:0] \$3071 ;
   reg [30:0] \$3072 ;
   reg [15:0] \$3073 ;
   reg \$3074 ;
-  reg [6:0] \$3075 ;
+  reg [12:0] \$3075 ;
   reg \$3076 ;
   reg \$3077 ;
-  reg [6:0] \$3078 ;
+  reg [12:0] \$3078 ;
   reg \$3079 ;
-  wire [7:0] \$308 ;
+  wire [12:0] \$308 ;
   reg \$3080 ;
   reg [1023:0] \$3081 ;
-  wire [7:0] \$309 ;
+  wire [12:0] \$309 ;
   wire [5:0] \$31 ;
   wire \$310 ;
-  wire [7:0] \$311 ;
+  wire [13:0] \$311 ;
   wire \$312 ;
   wire \$313 ;
   wire \$314 ;
@@ -2528,7 +2528,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire [33:0] \$497 ;
   wire [33:0] \$498 ;
   wire [35:0] \$499 ;
-  wire [7:0] \$5 ;
+  wire [13:0] \$5 ;
   wire [5:0] \$50 ;
   wire [36:0] \$500 ;
   wire [37:0] \$501 ;
@@ -3090,9 +3090,9 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   reg \$signal$6729  = 1'h0;
   reg \$signal$6795  = 1'h0;
   reg \$signal$6796  = 1'h0;
-  wire [5:0] \$signature__addr ;
-  wire [5:0] \$signature__addr$19 ;
-  wire [5:0] \$signature__addr$6645 ;
+  wire [11:0] \$signature__addr ;
+  reg [11:0] \$signature__addr$19  = 12'h000;
+  wire [11:0] \$signature__addr$6645 ;
   wire [1023:0] \$signature__data ;
   wire [1343:0] \$signature__data$21 ;
   wire [41:0] \$signature__data$21[0] ;
@@ -3518,434 +3518,434 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   output busy;
   reg busy = 1'h0;
   reg cap2 = 1'h0;
-  input [31:0] cfg;
-  wire [31:0] cfg;
+  input [54:0] cfg;
+  wire [54:0] cfg;
   wire [3:0] \cfg.fmt ;
-  wire [6:0] \cfg.k_tiles ;
-  wire [6:0] \cfg.m ;
-  wire [6:0] \cfg.m_tile ;
-  wire [6:0] \cfg.n_tiles ;
+  wire [12:0] \cfg.k_tiles ;
+  wire [12:0] \cfg.m ;
+  wire [12:0] \cfg.m_tile ;
+  wire [11:0] \cfg.n_tiles ;
   input clk;
   wire clk;
   reg cv0;
   reg cv1 = 1'h0;
   reg [2:0] dcnt = 3'h0;
-  wire [79:0] dec_c0;
+  wire [47:0] dec_c0;
   wire [7:0] dec_c0_l0__code;
   wire [4:0] dec_c0_l0__member;
-  wire [19:0] dec_c0_l0__terms;
+  wire [11:0] dec_c0_l0__terms;
   wire [7:0] dec_c0_l1__code;
   wire [4:0] dec_c0_l1__member;
-  wire [19:0] dec_c0_l1__terms;
+  wire [11:0] dec_c0_l1__terms;
   wire [7:0] dec_c0_l2__code;
   wire [4:0] dec_c0_l2__member;
-  wire [19:0] dec_c0_l2__terms;
+  wire [11:0] dec_c0_l2__terms;
   wire [7:0] dec_c0_l3__code;
   wire [4:0] dec_c0_l3__member;
-  wire [19:0] dec_c0_l3__terms;
-  wire [79:0] dec_c1;
-  wire [79:0] dec_c10;
+  wire [11:0] dec_c0_l3__terms;
+  wire [47:0] dec_c1;
+  wire [47:0] dec_c10;
   wire [7:0] dec_c10_l0__code;
   wire [4:0] dec_c10_l0__member;
-  wire [19:0] dec_c10_l0__terms;
+  wire [11:0] dec_c10_l0__terms;
   wire [7:0] dec_c10_l1__code;
   wire [4:0] dec_c10_l1__member;
-  wire [19:0] dec_c10_l1__terms;
+  wire [11:0] dec_c10_l1__terms;
   wire [7:0] dec_c10_l2__code;
   wire [4:0] dec_c10_l2__member;
-  wire [19:0] dec_c10_l2__terms;
+  wire [11:0] dec_c10_l2__terms;
   wire [7:0] dec_c10_l3__code;
   wire [4:0] dec_c10_l3__member;
-  wire [19:0] dec_c10_l3__terms;
-  wire [79:0] dec_c11;
+  wire [11:0] dec_c10_l3__terms;
+  wire [47:0] dec_c11;
   wire [7:0] dec_c11_l0__code;
   wire [4:0] dec_c11_l0__member;
-  wire [19:0] dec_c11_l0__terms;
+  wire [11:0] dec_c11_l0__terms;
   wire [7:0] dec_c11_l1__code;
   wire [4:0] dec_c11_l1__member;
-  wire [19:0] dec_c11_l1__terms;
+  wire [11:0] dec_c11_l1__terms;
   wire [7:0] dec_c11_l2__code;
   wire [4:0] dec_c11_l2__member;
-  wire [19:0] dec_c11_l2__terms;
+  wire [11:0] dec_c11_l2__terms;
   wire [7:0] dec_c11_l3__code;
   wire [4:0] dec_c11_l3__member;
-  wire [19:0] dec_c11_l3__terms;
-  wire [79:0] dec_c12;
+  wire [11:0] dec_c11_l3__terms;
+  wire [47:0] dec_c12;
   wire [7:0] dec_c12_l0__code;
   wire [4:0] dec_c12_l0__member;
-  wire [19:0] dec_c12_l0__terms;
+  wire [11:0] dec_c12_l0__terms;
   wire [7:0] dec_c12_l1__code;
   wire [4:0] dec_c12_l1__member;
-  wire [19:0] dec_c12_l1__terms;
+  wire [11:0] dec_c12_l1__terms;
   wire [7:0] dec_c12_l2__code;
   wire [4:0] dec_c12_l2__member;
-  wire [19:0] dec_c12_l2__terms;
+  wire [11:0] dec_c12_l2__terms;
   wire [7:0] dec_c12_l3__code;
   wire [4:0] dec_c12_l3__member;
-  wire [19:0] dec_c12_l3__terms;
-  wire [79:0] dec_c13;
+  wire [11:0] dec_c12_l3__terms;
+  wire [47:0] dec_c13;
   wire [7:0] dec_c13_l0__code;
   wire [4:0] dec_c13_l0__member;
-  wire [19:0] dec_c13_l0__terms;
+  wire [11:0] dec_c13_l0__terms;
   wire [7:0] dec_c13_l1__code;
   wire [4:0] dec_c13_l1__member;
-  wire [19:0] dec_c13_l1__terms;
+  wire [11:0] dec_c13_l1__terms;
   wire [7:0] dec_c13_l2__code;
   wire [4:0] dec_c13_l2__member;
-  wire [19:0] dec_c13_l2__terms;
+  wire [11:0] dec_c13_l2__terms;
   wire [7:0] dec_c13_l3__code;
   wire [4:0] dec_c13_l3__member;
-  wire [19:0] dec_c13_l3__terms;
-  wire [79:0] dec_c14;
+  wire [11:0] dec_c13_l3__terms;
+  wire [47:0] dec_c14;
   wire [7:0] dec_c14_l0__code;
   wire [4:0] dec_c14_l0__member;
-  wire [19:0] dec_c14_l0__terms;
+  wire [11:0] dec_c14_l0__terms;
   wire [7:0] dec_c14_l1__code;
   wire [4:0] dec_c14_l1__member;
-  wire [19:0] dec_c14_l1__terms;
+  wire [11:0] dec_c14_l1__terms;
   wire [7:0] dec_c14_l2__code;
   wire [4:0] dec_c14_l2__member;
-  wire [19:0] dec_c14_l2__terms;
+  wire [11:0] dec_c14_l2__terms;
   wire [7:0] dec_c14_l3__code;
   wire [4:0] dec_c14_l3__member;
-  wire [19:0] dec_c14_l3__terms;
-  wire [79:0] dec_c15;
+  wire [11:0] dec_c14_l3__terms;
+  wire [47:0] dec_c15;
   wire [7:0] dec_c15_l0__code;
   wire [4:0] dec_c15_l0__member;
-  wire [19:0] dec_c15_l0__terms;
+  wire [11:0] dec_c15_l0__terms;
   wire [7:0] dec_c15_l1__code;
   wire [4:0] dec_c15_l1__member;
-  wire [19:0] dec_c15_l1__terms;
+  wire [11:0] dec_c15_l1__terms;
   wire [7:0] dec_c15_l2__code;
   wire [4:0] dec_c15_l2__member;
-  wire [19:0] dec_c15_l2__terms;
+  wire [11:0] dec_c15_l2__terms;
   wire [7:0] dec_c15_l3__code;
   wire [4:0] dec_c15_l3__member;
-  wire [19:0] dec_c15_l3__terms;
-  wire [79:0] dec_c16;
+  wire [11:0] dec_c15_l3__terms;
+  wire [47:0] dec_c16;
   wire [7:0] dec_c16_l0__code;
   wire [4:0] dec_c16_l0__member;
-  wire [19:0] dec_c16_l0__terms;
+  wire [11:0] dec_c16_l0__terms;
   wire [7:0] dec_c16_l1__code;
   wire [4:0] dec_c16_l1__member;
-  wire [19:0] dec_c16_l1__terms;
+  wire [11:0] dec_c16_l1__terms;
   wire [7:0] dec_c16_l2__code;
   wire [4:0] dec_c16_l2__member;
-  wire [19:0] dec_c16_l2__terms;
+  wire [11:0] dec_c16_l2__terms;
   wire [7:0] dec_c16_l3__code;
   wire [4:0] dec_c16_l3__member;
-  wire [19:0] dec_c16_l3__terms;
-  wire [79:0] dec_c17;
+  wire [11:0] dec_c16_l3__terms;
+  wire [47:0] dec_c17;
   wire [7:0] dec_c17_l0__code;
   wire [4:0] dec_c17_l0__member;
-  wire [19:0] dec_c17_l0__terms;
+  wire [11:0] dec_c17_l0__terms;
   wire [7:0] dec_c17_l1__code;
   wire [4:0] dec_c17_l1__member;
-  wire [19:0] dec_c17_l1__terms;
+  wire [11:0] dec_c17_l1__terms;
   wire [7:0] dec_c17_l2__code;
   wire [4:0] dec_c17_l2__member;
-  wire [19:0] dec_c17_l2__terms;
+  wire [11:0] dec_c17_l2__terms;
   wire [7:0] dec_c17_l3__code;
   wire [4:0] dec_c17_l3__member;
-  wire [19:0] dec_c17_l3__terms;
-  wire [79:0] dec_c18;
+  wire [11:0] dec_c17_l3__terms;
+  wire [47:0] dec_c18;
   wire [7:0] dec_c18_l0__code;
   wire [4:0] dec_c18_l0__member;
-  wire [19:0] dec_c18_l0__terms;
+  wire [11:0] dec_c18_l0__terms;
   wire [7:0] dec_c18_l1__code;
   wire [4:0] dec_c18_l1__member;
-  wire [19:0] dec_c18_l1__terms;
+  wire [11:0] dec_c18_l1__terms;
   wire [7:0] dec_c18_l2__code;
   wire [4:0] dec_c18_l2__member;
-  wire [19:0] dec_c18_l2__terms;
+  wire [11:0] dec_c18_l2__terms;
   wire [7:0] dec_c18_l3__code;
   wire [4:0] dec_c18_l3__member;
-  wire [19:0] dec_c18_l3__terms;
-  wire [79:0] dec_c19;
+  wire [11:0] dec_c18_l3__terms;
+  wire [47:0] dec_c19;
   wire [7:0] dec_c19_l0__code;
   wire [4:0] dec_c19_l0__member;
-  wire [19:0] dec_c19_l0__terms;
+  wire [11:0] dec_c19_l0__terms;
   wire [7:0] dec_c19_l1__code;
   wire [4:0] dec_c19_l1__member;
-  wire [19:0] dec_c19_l1__terms;
+  wire [11:0] dec_c19_l1__terms;
   wire [7:0] dec_c19_l2__code;
   wire [4:0] dec_c19_l2__member;
-  wire [19:0] dec_c19_l2__terms;
+  wire [11:0] dec_c19_l2__terms;
   wire [7:0] dec_c19_l3__code;
   wire [4:0] dec_c19_l3__member;
-  wire [19:0] dec_c19_l3__terms;
+  wire [11:0] dec_c19_l3__terms;
   wire [7:0] dec_c1_l0__code;
   wire [4:0] dec_c1_l0__member;
-  wire [19:0] dec_c1_l0__terms;
+  wire [11:0] dec_c1_l0__terms;
   wire [7:0] dec_c1_l1__code;
   wire [4:0] dec_c1_l1__member;
-  wire [19:0] dec_c1_l1__terms;
+  wire [11:0] dec_c1_l1__terms;
   wire [7:0] dec_c1_l2__code;
   wire [4:0] dec_c1_l2__member;
-  wire [19:0] dec_c1_l2__terms;
+  wire [11:0] dec_c1_l2__terms;
   wire [7:0] dec_c1_l3__code;
   wire [4:0] dec_c1_l3__member;
-  wire [19:0] dec_c1_l3__terms;
-  wire [79:0] dec_c2;
-  wire [79:0] dec_c20;
+  wire [11:0] dec_c1_l3__terms;
+  wire [47:0] dec_c2;
+  wire [47:0] dec_c20;
   wire [7:0] dec_c20_l0__code;
   wire [4:0] dec_c20_l0__member;
-  wire [19:0] dec_c20_l0__terms;
+  wire [11:0] dec_c20_l0__terms;
   wire [7:0] dec_c20_l1__code;
   wire [4:0] dec_c20_l1__member;
-  wire [19:0] dec_c20_l1__terms;
+  wire [11:0] dec_c20_l1__terms;
   wire [7:0] dec_c20_l2__code;
   wire [4:0] dec_c20_l2__member;
-  wire [19:0] dec_c20_l2__terms;
+  wire [11:0] dec_c20_l2__terms;
   wire [7:0] dec_c20_l3__code;
   wire [4:0] dec_c20_l3__member;
-  wire [19:0] dec_c20_l3__terms;
-  wire [79:0] dec_c21;
+  wire [11:0] dec_c20_l3__terms;
+  wire [47:0] dec_c21;
   wire [7:0] dec_c21_l0__code;
   wire [4:0] dec_c21_l0__member;
-  wire [19:0] dec_c21_l0__terms;
+  wire [11:0] dec_c21_l0__terms;
   wire [7:0] dec_c21_l1__code;
   wire [4:0] dec_c21_l1__member;
-  wire [19:0] dec_c21_l1__terms;
+  wire [11:0] dec_c21_l1__terms;
   wire [7:0] dec_c21_l2__code;
   wire [4:0] dec_c21_l2__member;
-  wire [19:0] dec_c21_l2__terms;
+  wire [11:0] dec_c21_l2__terms;
   wire [7:0] dec_c21_l3__code;
   wire [4:0] dec_c21_l3__member;
-  wire [19:0] dec_c21_l3__terms;
-  wire [79:0] dec_c22;
+  wire [11:0] dec_c21_l3__terms;
+  wire [47:0] dec_c22;
   wire [7:0] dec_c22_l0__code;
   wire [4:0] dec_c22_l0__member;
-  wire [19:0] dec_c22_l0__terms;
+  wire [11:0] dec_c22_l0__terms;
   wire [7:0] dec_c22_l1__code;
   wire [4:0] dec_c22_l1__member;
-  wire [19:0] dec_c22_l1__terms;
+  wire [11:0] dec_c22_l1__terms;
   wire [7:0] dec_c22_l2__code;
   wire [4:0] dec_c22_l2__member;
-  wire [19:0] dec_c22_l2__terms;
+  wire [11:0] dec_c22_l2__terms;
   wire [7:0] dec_c22_l3__code;
   wire [4:0] dec_c22_l3__member;
-  wire [19:0] dec_c22_l3__terms;
-  wire [79:0] dec_c23;
+  wire [11:0] dec_c22_l3__terms;
+  wire [47:0] dec_c23;
   wire [7:0] dec_c23_l0__code;
   wire [4:0] dec_c23_l0__member;
-  wire [19:0] dec_c23_l0__terms;
+  wire [11:0] dec_c23_l0__terms;
   wire [7:0] dec_c23_l1__code;
   wire [4:0] dec_c23_l1__member;
-  wire [19:0] dec_c23_l1__terms;
+  wire [11:0] dec_c23_l1__terms;
   wire [7:0] dec_c23_l2__code;
   wire [4:0] dec_c23_l2__member;
-  wire [19:0] dec_c23_l2__terms;
+  wire [11:0] dec_c23_l2__terms;
   wire [7:0] dec_c23_l3__code;
   wire [4:0] dec_c23_l3__member;
-  wire [19:0] dec_c23_l3__terms;
-  wire [79:0] dec_c24;
+  wire [11:0] dec_c23_l3__terms;
+  wire [47:0] dec_c24;
   wire [7:0] dec_c24_l0__code;
   wire [4:0] dec_c24_l0__member;
-  wire [19:0] dec_c24_l0__terms;
+  wire [11:0] dec_c24_l0__terms;
   wire [7:0] dec_c24_l1__code;
   wire [4:0] dec_c24_l1__member;
-  wire [19:0] dec_c24_l1__terms;
+  wire [11:0] dec_c24_l1__terms;
   wire [7:0] dec_c24_l2__code;
   wire [4:0] dec_c24_l2__member;
-  wire [19:0] dec_c24_l2__terms;
+  wire [11:0] dec_c24_l2__terms;
   wire [7:0] dec_c24_l3__code;
   wire [4:0] dec_c24_l3__member;
-  wire [19:0] dec_c24_l3__terms;
-  wire [79:0] dec_c25;
+  wire [11:0] dec_c24_l3__terms;
+  wire [47:0] dec_c25;
   wire [7:0] dec_c25_l0__code;
   wire [4:0] dec_c25_l0__member;
-  wire [19:0] dec_c25_l0__terms;
+  wire [11:0] dec_c25_l0__terms;
   wire [7:0] dec_c25_l1__code;
   wire [4:0] dec_c25_l1__member;
-  wire [19:0] dec_c25_l1__terms;
+  wire [11:0] dec_c25_l1__terms;
   wire [7:0] dec_c25_l2__code;
   wire [4:0] dec_c25_l2__member;
-  wire [19:0] dec_c25_l2__terms;
+  wire [11:0] dec_c25_l2__terms;
   wire [7:0] dec_c25_l3__code;
   wire [4:0] dec_c25_l3__member;
-  wire [19:0] dec_c25_l3__terms;
-  wire [79:0] dec_c26;
+  wire [11:0] dec_c25_l3__terms;
+  wire [47:0] dec_c26;
   wire [7:0] dec_c26_l0__code;
   wire [4:0] dec_c26_l0__member;
-  wire [19:0] dec_c26_l0__terms;
+  wire [11:0] dec_c26_l0__terms;
   wire [7:0] dec_c26_l1__code;
   wire [4:0] dec_c26_l1__member;
-  wire [19:0] dec_c26_l1__terms;
+  wire [11:0] dec_c26_l1__terms;
   wire [7:0] dec_c26_l2__code;
   wire [4:0] dec_c26_l2__member;
-  wire [19:0] dec_c26_l2__terms;
+  wire [11:0] dec_c26_l2__terms;
   wire [7:0] dec_c26_l3__code;
   wire [4:0] dec_c26_l3__member;
-  wire [19:0] dec_c26_l3__terms;
-  wire [79:0] dec_c27;
+  wire [11:0] dec_c26_l3__terms;
+  wire [47:0] dec_c27;
   wire [7:0] dec_c27_l0__code;
   wire [4:0] dec_c27_l0__member;
-  wire [19:0] dec_c27_l0__terms;
+  wire [11:0] dec_c27_l0__terms;
   wire [7:0] dec_c27_l1__code;
   wire [4:0] dec_c27_l1__member;
-  wire [19:0] dec_c27_l1__terms;
+  wire [11:0] dec_c27_l1__terms;
   wire [7:0] dec_c27_l2__code;
   wire [4:0] dec_c27_l2__member;
-  wire [19:0] dec_c27_l2__terms;
+  wire [11:0] dec_c27_l2__terms;
   wire [7:0] dec_c27_l3__code;
   wire [4:0] dec_c27_l3__member;
-  wire [19:0] dec_c27_l3__terms;
-  wire [79:0] dec_c28;
+  wire [11:0] dec_c27_l3__terms;
+  wire [47:0] dec_c28;
   wire [7:0] dec_c28_l0__code;
   wire [4:0] dec_c28_l0__member;
-  wire [19:0] dec_c28_l0__terms;
+  wire [11:0] dec_c28_l0__terms;
   wire [7:0] dec_c28_l1__code;
   wire [4:0] dec_c28_l1__member;
-  wire [19:0] dec_c28_l1__terms;
+  wire [11:0] dec_c28_l1__terms;
   wire [7:0] dec_c28_l2__code;
   wire [4:0] dec_c28_l2__member;
-  wire [19:0] dec_c28_l2__terms;
+  wire [11:0] dec_c28_l2__terms;
   wire [7:0] dec_c28_l3__code;
   wire [4:0] dec_c28_l3__member;
-  wire [19:0] dec_c28_l3__terms;
-  wire [79:0] dec_c29;
+  wire [11:0] dec_c28_l3__terms;
+  wire [47:0] dec_c29;
   wire [7:0] dec_c29_l0__code;
   wire [4:0] dec_c29_l0__member;
-  wire [19:0] dec_c29_l0__terms;
+  wire [11:0] dec_c29_l0__terms;
   wire [7:0] dec_c29_l1__code;
   wire [4:0] dec_c29_l1__member;
-  wire [19:0] dec_c29_l1__terms;
+  wire [11:0] dec_c29_l1__terms;
   wire [7:0] dec_c29_l2__code;
   wire [4:0] dec_c29_l2__member;
-  wire [19:0] dec_c29_l2__terms;
+  wire [11:0] dec_c29_l2__terms;
   wire [7:0] dec_c29_l3__code;
   wire [4:0] dec_c29_l3__member;
-  wire [19:0] dec_c29_l3__terms;
+  wire [11:0] dec_c29_l3__terms;
   wire [7:0] dec_c2_l0__code;
   wire [4:0] dec_c2_l0__member;
-  wire [19:0] dec_c2_l0__terms;
+  wire [11:0] dec_c2_l0__terms;
   wire [7:0] dec_c2_l1__code;
   wire [4:0] dec_c2_l1__member;
-  wire [19:0] dec_c2_l1__terms;
+  wire [11:0] dec_c2_l1__terms;
   wire [7:0] dec_c2_l2__code;
   wire [4:0] dec_c2_l2__member;
-  wire [19:0] dec_c2_l2__terms;
+  wire [11:0] dec_c2_l2__terms;
   wire [7:0] dec_c2_l3__code;
   wire [4:0] dec_c2_l3__member;
-  wire [19:0] dec_c2_l3__terms;
-  wire [79:0] dec_c3;
-  wire [79:0] dec_c30;
+  wire [11:0] dec_c2_l3__terms;
+  wire [47:0] dec_c3;
+  wire [47:0] dec_c30;
   wire [7:0] dec_c30_l0__code;
   wire [4:0] dec_c30_l0__member;
-  wire [19:0] dec_c30_l0__terms;
+  wire [11:0] dec_c30_l0__terms;
   wire [7:0] dec_c30_l1__code;
   wire [4:0] dec_c30_l1__member;
-  wire [19:0] dec_c30_l1__terms;
+  wire [11:0] dec_c30_l1__terms;
   wire [7:0] dec_c30_l2__code;
   wire [4:0] dec_c30_l2__member;
-  wire [19:0] dec_c30_l2__terms;
+  wire [11:0] dec_c30_l2__terms;
   wire [7:0] dec_c30_l3__code;
   wire [4:0] dec_c30_l3__member;
-  wire [19:0] dec_c30_l3__terms;
-  wire [79:0] dec_c31;
+  wire [11:0] dec_c30_l3__terms;
+  wire [47:0] dec_c31;
   wire [7:0] dec_c31_l0__code;
   wire [4:0] dec_c31_l0__member;
-  wire [19:0] dec_c31_l0__terms;
+  wire [11:0] dec_c31_l0__terms;
   wire [7:0] dec_c31_l1__code;
   wire [4:0] dec_c31_l1__member;
-  wire [19:0] dec_c31_l1__terms;
+  wire [11:0] dec_c31_l1__terms;
   wire [7:0] dec_c31_l2__code;
   wire [4:0] dec_c31_l2__member;
-  wire [19:0] dec_c31_l2__terms;
+  wire [11:0] dec_c31_l2__terms;
   wire [7:0] dec_c31_l3__code;
   wire [4:0] dec_c31_l3__member;
-  wire [19:0] dec_c31_l3__terms;
+  wire [11:0] dec_c31_l3__terms;
   wire [7:0] dec_c3_l0__code;
   wire [4:0] dec_c3_l0__member;
-  wire [19:0] dec_c3_l0__terms;
+  wire [11:0] dec_c3_l0__terms;
   wire [7:0] dec_c3_l1__code;
   wire [4:0] dec_c3_l1__member;
-  wire [19:0] dec_c3_l1__terms;
+  wire [11:0] dec_c3_l1__terms;
   wire [7:0] dec_c3_l2__code;
   wire [4:0] dec_c3_l2__member;
-  wire [19:0] dec_c3_l2__terms;
+  wire [11:0] dec_c3_l2__terms;
   wire [7:0] dec_c3_l3__code;
   wire [4:0] dec_c3_l3__member;
-  wire [19:0] dec_c3_l3__terms;
-  wire [79:0] dec_c4;
+  wire [11:0] dec_c3_l3__terms;
+  wire [47:0] dec_c4;
   wire [7:0] dec_c4_l0__code;
   wire [4:0] dec_c4_l0__member;
-  wire [19:0] dec_c4_l0__terms;
+  wire [11:0] dec_c4_l0__terms;
   wire [7:0] dec_c4_l1__code;
   wire [4:0] dec_c4_l1__member;
-  wire [19:0] dec_c4_l1__terms;
+  wire [11:0] dec_c4_l1__terms;
   wire [7:0] dec_c4_l2__code;
   wire [4:0] dec_c4_l2__member;
-  wire [19:0] dec_c4_l2__terms;
+  wire [11:0] dec_c4_l2__terms;
   wire [7:0] dec_c4_l3__code;
   wire [4:0] dec_c4_l3__member;
-  wire [19:0] dec_c4_l3__terms;
-  wire [79:0] dec_c5;
+  wire [11:0] dec_c4_l3__terms;
+  wire [47:0] dec_c5;
   wire [7:0] dec_c5_l0__code;
   wire [4:0] dec_c5_l0__member;
-  wire [19:0] dec_c5_l0__terms;
+  wire [11:0] dec_c5_l0__terms;
   wire [7:0] dec_c5_l1__code;
   wire [4:0] dec_c5_l1__member;
-  wire [19:0] dec_c5_l1__terms;
+  wire [11:0] dec_c5_l1__terms;
   wire [7:0] dec_c5_l2__code;
   wire [4:0] dec_c5_l2__member;
-  wire [19:0] dec_c5_l2__terms;
+  wire [11:0] dec_c5_l2__terms;
   wire [7:0] dec_c5_l3__code;
   wire [4:0] dec_c5_l3__member;
-  wire [19:0] dec_c5_l3__terms;
-  wire [79:0] dec_c6;
+  wire [11:0] dec_c5_l3__terms;
+  wire [47:0] dec_c6;
   wire [7:0] dec_c6_l0__code;
   wire [4:0] dec_c6_l0__member;
-  wire [19:0] dec_c6_l0__terms;
+  wire [11:0] dec_c6_l0__terms;
   wire [7:0] dec_c6_l1__code;
   wire [4:0] dec_c6_l1__member;
-  wire [19:0] dec_c6_l1__terms;
+  wire [11:0] dec_c6_l1__terms;
   wire [7:0] dec_c6_l2__code;
   wire [4:0] dec_c6_l2__member;
-  wire [19:0] dec_c6_l2__terms;
+  wire [11:0] dec_c6_l2__terms;
   wire [7:0] dec_c6_l3__code;
   wire [4:0] dec_c6_l3__member;
-  wire [19:0] dec_c6_l3__terms;
-  wire [79:0] dec_c7;
+  wire [11:0] dec_c6_l3__terms;
+  wire [47:0] dec_c7;
   wire [7:0] dec_c7_l0__code;
   wire [4:0] dec_c7_l0__member;
-  wire [19:0] dec_c7_l0__terms;
+  wire [11:0] dec_c7_l0__terms;
   wire [7:0] dec_c7_l1__code;
   wire [4:0] dec_c7_l1__member;
-  wire [19:0] dec_c7_l1__terms;
+  wire [11:0] dec_c7_l1__terms;
   wire [7:0] dec_c7_l2__code;
   wire [4:0] dec_c7_l2__member;
-  wire [19:0] dec_c7_l2__terms;
+  wire [11:0] dec_c7_l2__terms;
   wire [7:0] dec_c7_l3__code;
   wire [4:0] dec_c7_l3__member;
-  wire [19:0] dec_c7_l3__terms;
-  wire [79:0] dec_c8;
+  wire [11:0] dec_c7_l3__terms;
+  wire [47:0] dec_c8;
   wire [7:0] dec_c8_l0__code;
   wire [4:0] dec_c8_l0__member;
-  wire [19:0] dec_c8_l0__terms;
+  wire [11:0] dec_c8_l0__terms;
   wire [7:0] dec_c8_l1__code;
   wire [4:0] dec_c8_l1__member;
-  wire [19:0] dec_c8_l1__terms;
+  wire [11:0] dec_c8_l1__terms;
   wire [7:0] dec_c8_l2__code;
   wire [4:0] dec_c8_l2__member;
-  wire [19:0] dec_c8_l2__terms;
+  wire [11:0] dec_c8_l2__terms;
   wire [7:0] dec_c8_l3__code;
   wire [4:0] dec_c8_l3__member;
-  wire [19:0] dec_c8_l3__terms;
-  wire [79:0] dec_c9;
+  wire [11:0] dec_c8_l3__terms;
+  wire [47:0] dec_c9;
   wire [7:0] dec_c9_l0__code;
   wire [4:0] dec_c9_l0__member;
-  wire [19:0] dec_c9_l0__terms;
+  wire [11:0] dec_c9_l0__terms;
   wire [7:0] dec_c9_l1__code;
   wire [4:0] dec_c9_l1__member;
-  wire [19:0] dec_c9_l1__terms;
+  wire [11:0] dec_c9_l1__terms;
   wire [7:0] dec_c9_l2__code;
   wire [4:0] dec_c9_l2__member;
-  wire [19:0] dec_c9_l2__terms;
+  wire [11:0] dec_c9_l2__terms;
   wire [7:0] dec_c9_l3__code;
   wire [4:0] dec_c9_l3__member;
-  wire [19:0] dec_c9_l3__terms;
+  wire [11:0] dec_c9_l3__terms;
   reg [30:0] dq_acc_s0_c0 = 31'h00000000;
   reg [30:0] dq_acc_s0_c1 = 31'h00000000;
   reg [30:0] dq_acc_s0_c10 = 31'h00000000;
@@ -4052,7 +4052,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   reg [1:0] j = 2'h0;
   (* init = 2'h0 *)
   wire [1:0] j1;
-  reg [6:0] kt = 7'h00;
+  reg [12:0] kt = 13'h0000;
   reg [1:0] last_j;
   wire load_r0;
   wire load_r1;
@@ -4086,17 +4086,17 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire load_r7;
   wire load_r8;
   wire load_r9;
-  reg [6:0] m1 = 7'h00;
-  reg [6:0] m2 = 7'h00;
-  reg [6:0] m3 = 7'h00;
-  reg [6:0] m4 = 7'h00;
+  reg [12:0] m1 = 13'h0000;
+  reg [12:0] m2 = 13'h0000;
+  reg [12:0] m3 = 13'h0000;
+  reg [12:0] m4 = 13'h0000;
   reg [4:0] member_base;
-  reg [6:0] mi = 7'h00;
-  reg [6:0] mrows = 7'h00;
-  reg [6:0] mt0 = 7'h00;
-  reg [6:0] mt_rows = 7'h00;
-  reg [6:0] nt = 7'h00;
-  wire [5:0] o_rd__addr;
+  reg [12:0] mi = 13'h0000;
+  reg [12:0] mrows = 13'h0000;
+  reg [12:0] mt0 = 13'h0000;
+  reg [12:0] mt_rows = 13'h0000;
+  reg [11:0] nt = 12'h000;
+  wire [11:0] o_rd__addr;
   wire [1023:0] o_rd__data;
   wire [31:0] \o_rd__data[0] ;
   wire [31:0] \o_rd__data[10] ;
@@ -4173,14 +4173,14 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c0__en;
   wire pe_r0_c0__first;
   wire pe_r0_c0__load;
-  wire [79:0] pe_r0_c0__load_terms;
+  wire [47:0] pe_r0_c0__load_terms;
   reg [1:0] pe_r0_c0__step = 2'h0;
   wire [31:0] pe_r0_c0__x;
   wire [17:0] pe_r0_c10__acc;
   wire pe_r0_c10__en;
   wire pe_r0_c10__first;
   wire pe_r0_c10__load;
-  wire [79:0] pe_r0_c10__load_terms;
+  wire [47:0] pe_r0_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c10__step;
   wire [31:0] pe_r0_c10__x;
@@ -4188,7 +4188,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c11__en;
   wire pe_r0_c11__first;
   wire pe_r0_c11__load;
-  wire [79:0] pe_r0_c11__load_terms;
+  wire [47:0] pe_r0_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c11__step;
   wire [31:0] pe_r0_c11__x;
@@ -4196,7 +4196,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c12__en;
   wire pe_r0_c12__first;
   wire pe_r0_c12__load;
-  wire [79:0] pe_r0_c12__load_terms;
+  wire [47:0] pe_r0_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c12__step;
   wire [31:0] pe_r0_c12__x;
@@ -4204,7 +4204,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c13__en;
   wire pe_r0_c13__first;
   wire pe_r0_c13__load;
-  wire [79:0] pe_r0_c13__load_terms;
+  wire [47:0] pe_r0_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c13__step;
   wire [31:0] pe_r0_c13__x;
@@ -4212,7 +4212,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c14__en;
   wire pe_r0_c14__first;
   wire pe_r0_c14__load;
-  wire [79:0] pe_r0_c14__load_terms;
+  wire [47:0] pe_r0_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c14__step;
   wire [31:0] pe_r0_c14__x;
@@ -4220,7 +4220,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c15__en;
   wire pe_r0_c15__first;
   wire pe_r0_c15__load;
-  wire [79:0] pe_r0_c15__load_terms;
+  wire [47:0] pe_r0_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c15__step;
   wire [31:0] pe_r0_c15__x;
@@ -4228,7 +4228,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c16__en;
   wire pe_r0_c16__first;
   wire pe_r0_c16__load;
-  wire [79:0] pe_r0_c16__load_terms;
+  wire [47:0] pe_r0_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c16__step;
   wire [31:0] pe_r0_c16__x;
@@ -4236,7 +4236,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c17__en;
   wire pe_r0_c17__first;
   wire pe_r0_c17__load;
-  wire [79:0] pe_r0_c17__load_terms;
+  wire [47:0] pe_r0_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c17__step;
   wire [31:0] pe_r0_c17__x;
@@ -4244,7 +4244,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c18__en;
   wire pe_r0_c18__first;
   wire pe_r0_c18__load;
-  wire [79:0] pe_r0_c18__load_terms;
+  wire [47:0] pe_r0_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c18__step;
   wire [31:0] pe_r0_c18__x;
@@ -4252,7 +4252,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c19__en;
   wire pe_r0_c19__first;
   wire pe_r0_c19__load;
-  wire [79:0] pe_r0_c19__load_terms;
+  wire [47:0] pe_r0_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c19__step;
   wire [31:0] pe_r0_c19__x;
@@ -4260,7 +4260,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c1__en;
   wire pe_r0_c1__first;
   wire pe_r0_c1__load;
-  wire [79:0] pe_r0_c1__load_terms;
+  wire [47:0] pe_r0_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c1__step;
   wire [31:0] pe_r0_c1__x;
@@ -4268,7 +4268,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c20__en;
   wire pe_r0_c20__first;
   wire pe_r0_c20__load;
-  wire [79:0] pe_r0_c20__load_terms;
+  wire [47:0] pe_r0_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c20__step;
   wire [31:0] pe_r0_c20__x;
@@ -4276,7 +4276,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c21__en;
   wire pe_r0_c21__first;
   wire pe_r0_c21__load;
-  wire [79:0] pe_r0_c21__load_terms;
+  wire [47:0] pe_r0_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c21__step;
   wire [31:0] pe_r0_c21__x;
@@ -4284,7 +4284,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c22__en;
   wire pe_r0_c22__first;
   wire pe_r0_c22__load;
-  wire [79:0] pe_r0_c22__load_terms;
+  wire [47:0] pe_r0_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c22__step;
   wire [31:0] pe_r0_c22__x;
@@ -4292,7 +4292,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c23__en;
   wire pe_r0_c23__first;
   wire pe_r0_c23__load;
-  wire [79:0] pe_r0_c23__load_terms;
+  wire [47:0] pe_r0_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c23__step;
   wire [31:0] pe_r0_c23__x;
@@ -4300,7 +4300,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c24__en;
   wire pe_r0_c24__first;
   wire pe_r0_c24__load;
-  wire [79:0] pe_r0_c24__load_terms;
+  wire [47:0] pe_r0_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c24__step;
   wire [31:0] pe_r0_c24__x;
@@ -4308,7 +4308,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c25__en;
   wire pe_r0_c25__first;
   wire pe_r0_c25__load;
-  wire [79:0] pe_r0_c25__load_terms;
+  wire [47:0] pe_r0_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c25__step;
   wire [31:0] pe_r0_c25__x;
@@ -4316,7 +4316,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c26__en;
   wire pe_r0_c26__first;
   wire pe_r0_c26__load;
-  wire [79:0] pe_r0_c26__load_terms;
+  wire [47:0] pe_r0_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c26__step;
   wire [31:0] pe_r0_c26__x;
@@ -4324,7 +4324,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c27__en;
   wire pe_r0_c27__first;
   wire pe_r0_c27__load;
-  wire [79:0] pe_r0_c27__load_terms;
+  wire [47:0] pe_r0_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c27__step;
   wire [31:0] pe_r0_c27__x;
@@ -4332,7 +4332,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c28__en;
   wire pe_r0_c28__first;
   wire pe_r0_c28__load;
-  wire [79:0] pe_r0_c28__load_terms;
+  wire [47:0] pe_r0_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c28__step;
   wire [31:0] pe_r0_c28__x;
@@ -4340,7 +4340,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c29__en;
   wire pe_r0_c29__first;
   wire pe_r0_c29__load;
-  wire [79:0] pe_r0_c29__load_terms;
+  wire [47:0] pe_r0_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c29__step;
   wire [31:0] pe_r0_c29__x;
@@ -4348,7 +4348,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c2__en;
   wire pe_r0_c2__first;
   wire pe_r0_c2__load;
-  wire [79:0] pe_r0_c2__load_terms;
+  wire [47:0] pe_r0_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c2__step;
   wire [31:0] pe_r0_c2__x;
@@ -4356,7 +4356,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c30__en;
   wire pe_r0_c30__first;
   wire pe_r0_c30__load;
-  wire [79:0] pe_r0_c30__load_terms;
+  wire [47:0] pe_r0_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c30__step;
   wire [31:0] pe_r0_c30__x;
@@ -4364,7 +4364,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c31__en;
   wire pe_r0_c31__first;
   wire pe_r0_c31__load;
-  wire [79:0] pe_r0_c31__load_terms;
+  wire [47:0] pe_r0_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c31__step;
   wire [31:0] pe_r0_c31__x;
@@ -4372,7 +4372,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c3__en;
   wire pe_r0_c3__first;
   wire pe_r0_c3__load;
-  wire [79:0] pe_r0_c3__load_terms;
+  wire [47:0] pe_r0_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c3__step;
   wire [31:0] pe_r0_c3__x;
@@ -4380,7 +4380,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c4__en;
   wire pe_r0_c4__first;
   wire pe_r0_c4__load;
-  wire [79:0] pe_r0_c4__load_terms;
+  wire [47:0] pe_r0_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c4__step;
   wire [31:0] pe_r0_c4__x;
@@ -4388,7 +4388,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c5__en;
   wire pe_r0_c5__first;
   wire pe_r0_c5__load;
-  wire [79:0] pe_r0_c5__load_terms;
+  wire [47:0] pe_r0_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c5__step;
   wire [31:0] pe_r0_c5__x;
@@ -4396,7 +4396,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c6__en;
   wire pe_r0_c6__first;
   wire pe_r0_c6__load;
-  wire [79:0] pe_r0_c6__load_terms;
+  wire [47:0] pe_r0_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c6__step;
   wire [31:0] pe_r0_c6__x;
@@ -4404,7 +4404,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c7__en;
   wire pe_r0_c7__first;
   wire pe_r0_c7__load;
-  wire [79:0] pe_r0_c7__load_terms;
+  wire [47:0] pe_r0_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c7__step;
   wire [31:0] pe_r0_c7__x;
@@ -4412,7 +4412,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c8__en;
   wire pe_r0_c8__first;
   wire pe_r0_c8__load;
-  wire [79:0] pe_r0_c8__load_terms;
+  wire [47:0] pe_r0_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c8__step;
   wire [31:0] pe_r0_c8__x;
@@ -4420,7 +4420,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c9__en;
   wire pe_r0_c9__first;
   wire pe_r0_c9__load;
-  wire [79:0] pe_r0_c9__load_terms;
+  wire [47:0] pe_r0_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c9__step;
   wire [31:0] pe_r0_c9__x;
@@ -4428,7 +4428,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c0__en;
   wire pe_r10_c0__first;
   wire pe_r10_c0__load;
-  wire [79:0] pe_r10_c0__load_terms;
+  wire [47:0] pe_r10_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c0__step;
   wire [31:0] pe_r10_c0__x;
@@ -4436,7 +4436,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c10__en;
   wire pe_r10_c10__first;
   wire pe_r10_c10__load;
-  wire [79:0] pe_r10_c10__load_terms;
+  wire [47:0] pe_r10_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c10__step;
   wire [31:0] pe_r10_c10__x;
@@ -4444,7 +4444,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c11__en;
   wire pe_r10_c11__first;
   wire pe_r10_c11__load;
-  wire [79:0] pe_r10_c11__load_terms;
+  wire [47:0] pe_r10_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c11__step;
   wire [31:0] pe_r10_c11__x;
@@ -4452,7 +4452,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c12__en;
   wire pe_r10_c12__first;
   wire pe_r10_c12__load;
-  wire [79:0] pe_r10_c12__load_terms;
+  wire [47:0] pe_r10_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c12__step;
   wire [31:0] pe_r10_c12__x;
@@ -4460,7 +4460,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c13__en;
   wire pe_r10_c13__first;
   wire pe_r10_c13__load;
-  wire [79:0] pe_r10_c13__load_terms;
+  wire [47:0] pe_r10_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c13__step;
   wire [31:0] pe_r10_c13__x;
@@ -4468,7 +4468,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c14__en;
   wire pe_r10_c14__first;
   wire pe_r10_c14__load;
-  wire [79:0] pe_r10_c14__load_terms;
+  wire [47:0] pe_r10_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c14__step;
   wire [31:0] pe_r10_c14__x;
@@ -4476,7 +4476,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c15__en;
   wire pe_r10_c15__first;
   wire pe_r10_c15__load;
-  wire [79:0] pe_r10_c15__load_terms;
+  wire [47:0] pe_r10_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c15__step;
   wire [31:0] pe_r10_c15__x;
@@ -4484,7 +4484,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c16__en;
   wire pe_r10_c16__first;
   wire pe_r10_c16__load;
-  wire [79:0] pe_r10_c16__load_terms;
+  wire [47:0] pe_r10_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c16__step;
   wire [31:0] pe_r10_c16__x;
@@ -4492,7 +4492,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c17__en;
   wire pe_r10_c17__first;
   wire pe_r10_c17__load;
-  wire [79:0] pe_r10_c17__load_terms;
+  wire [47:0] pe_r10_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c17__step;
   wire [31:0] pe_r10_c17__x;
@@ -4500,7 +4500,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c18__en;
   wire pe_r10_c18__first;
   wire pe_r10_c18__load;
-  wire [79:0] pe_r10_c18__load_terms;
+  wire [47:0] pe_r10_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c18__step;
   wire [31:0] pe_r10_c18__x;
@@ -4508,7 +4508,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c19__en;
   wire pe_r10_c19__first;
   wire pe_r10_c19__load;
-  wire [79:0] pe_r10_c19__load_terms;
+  wire [47:0] pe_r10_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c19__step;
   wire [31:0] pe_r10_c19__x;
@@ -4516,7 +4516,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c1__en;
   wire pe_r10_c1__first;
   wire pe_r10_c1__load;
-  wire [79:0] pe_r10_c1__load_terms;
+  wire [47:0] pe_r10_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c1__step;
   wire [31:0] pe_r10_c1__x;
@@ -4524,7 +4524,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c20__en;
   wire pe_r10_c20__first;
   wire pe_r10_c20__load;
-  wire [79:0] pe_r10_c20__load_terms;
+  wire [47:0] pe_r10_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c20__step;
   wire [31:0] pe_r10_c20__x;
@@ -4532,7 +4532,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c21__en;
   wire pe_r10_c21__first;
   wire pe_r10_c21__load;
-  wire [79:0] pe_r10_c21__load_terms;
+  wire [47:0] pe_r10_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c21__step;
   wire [31:0] pe_r10_c21__x;
@@ -4540,7 +4540,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c22__en;
   wire pe_r10_c22__first;
   wire pe_r10_c22__load;
-  wire [79:0] pe_r10_c22__load_terms;
+  wire [47:0] pe_r10_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c22__step;
   wire [31:0] pe_r10_c22__x;
@@ -4548,7 +4548,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c23__en;
   wire pe_r10_c23__first;
   wire pe_r10_c23__load;
-  wire [79:0] pe_r10_c23__load_terms;
+  wire [47:0] pe_r10_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c23__step;
   wire [31:0] pe_r10_c23__x;
@@ -4556,7 +4556,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c24__en;
   wire pe_r10_c24__first;
   wire pe_r10_c24__load;
-  wire [79:0] pe_r10_c24__load_terms;
+  wire [47:0] pe_r10_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c24__step;
   wire [31:0] pe_r10_c24__x;
@@ -4564,7 +4564,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c25__en;
   wire pe_r10_c25__first;
   wire pe_r10_c25__load;
-  wire [79:0] pe_r10_c25__load_terms;
+  wire [47:0] pe_r10_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c25__step;
   wire [31:0] pe_r10_c25__x;
@@ -4572,7 +4572,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c26__en;
   wire pe_r10_c26__first;
   wire pe_r10_c26__load;
-  wire [79:0] pe_r10_c26__load_terms;
+  wire [47:0] pe_r10_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c26__step;
   wire [31:0] pe_r10_c26__x;
@@ -4580,7 +4580,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c27__en;
   wire pe_r10_c27__first;
   wire pe_r10_c27__load;
-  wire [79:0] pe_r10_c27__load_terms;
+  wire [47:0] pe_r10_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c27__step;
   wire [31:0] pe_r10_c27__x;
@@ -4588,7 +4588,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c28__en;
   wire pe_r10_c28__first;
   wire pe_r10_c28__load;
-  wire [79:0] pe_r10_c28__load_terms;
+  wire [47:0] pe_r10_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c28__step;
   wire [31:0] pe_r10_c28__x;
@@ -4596,7 +4596,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c29__en;
   wire pe_r10_c29__first;
   wire pe_r10_c29__load;
-  wire [79:0] pe_r10_c29__load_terms;
+  wire [47:0] pe_r10_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c29__step;
   wire [31:0] pe_r10_c29__x;
@@ -4604,7 +4604,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c2__en;
   wire pe_r10_c2__first;
   wire pe_r10_c2__load;
-  wire [79:0] pe_r10_c2__load_terms;
+  wire [47:0] pe_r10_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c2__step;
   wire [31:0] pe_r10_c2__x;
@@ -4612,7 +4612,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c30__en;
   wire pe_r10_c30__first;
   wire pe_r10_c30__load;
-  wire [79:0] pe_r10_c30__load_terms;
+  wire [47:0] pe_r10_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c30__step;
   wire [31:0] pe_r10_c30__x;
@@ -4620,7 +4620,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c31__en;
   wire pe_r10_c31__first;
   wire pe_r10_c31__load;
-  wire [79:0] pe_r10_c31__load_terms;
+  wire [47:0] pe_r10_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c31__step;
   wire [31:0] pe_r10_c31__x;
@@ -4628,7 +4628,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c3__en;
   wire pe_r10_c3__first;
   wire pe_r10_c3__load;
-  wire [79:0] pe_r10_c3__load_terms;
+  wire [47:0] pe_r10_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c3__step;
   wire [31:0] pe_r10_c3__x;
@@ -4636,7 +4636,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c4__en;
   wire pe_r10_c4__first;
   wire pe_r10_c4__load;
-  wire [79:0] pe_r10_c4__load_terms;
+  wire [47:0] pe_r10_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c4__step;
   wire [31:0] pe_r10_c4__x;
@@ -4644,7 +4644,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c5__en;
   wire pe_r10_c5__first;
   wire pe_r10_c5__load;
-  wire [79:0] pe_r10_c5__load_terms;
+  wire [47:0] pe_r10_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c5__step;
   wire [31:0] pe_r10_c5__x;
@@ -4652,7 +4652,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c6__en;
   wire pe_r10_c6__first;
   wire pe_r10_c6__load;
-  wire [79:0] pe_r10_c6__load_terms;
+  wire [47:0] pe_r10_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c6__step;
   wire [31:0] pe_r10_c6__x;
@@ -4660,7 +4660,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c7__en;
   wire pe_r10_c7__first;
   wire pe_r10_c7__load;
-  wire [79:0] pe_r10_c7__load_terms;
+  wire [47:0] pe_r10_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c7__step;
   wire [31:0] pe_r10_c7__x;
@@ -4668,7 +4668,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c8__en;
   wire pe_r10_c8__first;
   wire pe_r10_c8__load;
-  wire [79:0] pe_r10_c8__load_terms;
+  wire [47:0] pe_r10_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c8__step;
   wire [31:0] pe_r10_c8__x;
@@ -4676,7 +4676,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c9__en;
   wire pe_r10_c9__first;
   wire pe_r10_c9__load;
-  wire [79:0] pe_r10_c9__load_terms;
+  wire [47:0] pe_r10_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c9__step;
   wire [31:0] pe_r10_c9__x;
@@ -4684,7 +4684,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c0__en;
   wire pe_r11_c0__first;
   wire pe_r11_c0__load;
-  wire [79:0] pe_r11_c0__load_terms;
+  wire [47:0] pe_r11_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c0__step;
   wire [31:0] pe_r11_c0__x;
@@ -4692,7 +4692,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c10__en;
   wire pe_r11_c10__first;
   wire pe_r11_c10__load;
-  wire [79:0] pe_r11_c10__load_terms;
+  wire [47:0] pe_r11_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c10__step;
   wire [31:0] pe_r11_c10__x;
@@ -4700,7 +4700,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c11__en;
   wire pe_r11_c11__first;
   wire pe_r11_c11__load;
-  wire [79:0] pe_r11_c11__load_terms;
+  wire [47:0] pe_r11_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c11__step;
   wire [31:0] pe_r11_c11__x;
@@ -4708,7 +4708,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c12__en;
   wire pe_r11_c12__first;
   wire pe_r11_c12__load;
-  wire [79:0] pe_r11_c12__load_terms;
+  wire [47:0] pe_r11_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c12__step;
   wire [31:0] pe_r11_c12__x;
@@ -4716,7 +4716,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c13__en;
   wire pe_r11_c13__first;
   wire pe_r11_c13__load;
-  wire [79:0] pe_r11_c13__load_terms;
+  wire [47:0] pe_r11_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c13__step;
   wire [31:0] pe_r11_c13__x;
@@ -4724,7 +4724,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c14__en;
   wire pe_r11_c14__first;
   wire pe_r11_c14__load;
-  wire [79:0] pe_r11_c14__load_terms;
+  wire [47:0] pe_r11_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c14__step;
   wire [31:0] pe_r11_c14__x;
@@ -4732,7 +4732,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c15__en;
   wire pe_r11_c15__first;
   wire pe_r11_c15__load;
-  wire [79:0] pe_r11_c15__load_terms;
+  wire [47:0] pe_r11_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c15__step;
   wire [31:0] pe_r11_c15__x;
@@ -4740,7 +4740,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c16__en;
   wire pe_r11_c16__first;
   wire pe_r11_c16__load;
-  wire [79:0] pe_r11_c16__load_terms;
+  wire [47:0] pe_r11_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c16__step;
   wire [31:0] pe_r11_c16__x;
@@ -4748,7 +4748,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c17__en;
   wire pe_r11_c17__first;
   wire pe_r11_c17__load;
-  wire [79:0] pe_r11_c17__load_terms;
+  wire [47:0] pe_r11_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c17__step;
   wire [31:0] pe_r11_c17__x;
@@ -4756,7 +4756,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c18__en;
   wire pe_r11_c18__first;
   wire pe_r11_c18__load;
-  wire [79:0] pe_r11_c18__load_terms;
+  wire [47:0] pe_r11_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c18__step;
   wire [31:0] pe_r11_c18__x;
@@ -4764,7 +4764,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c19__en;
   wire pe_r11_c19__first;
   wire pe_r11_c19__load;
-  wire [79:0] pe_r11_c19__load_terms;
+  wire [47:0] pe_r11_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c19__step;
   wire [31:0] pe_r11_c19__x;
@@ -4772,7 +4772,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c1__en;
   wire pe_r11_c1__first;
   wire pe_r11_c1__load;
-  wire [79:0] pe_r11_c1__load_terms;
+  wire [47:0] pe_r11_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c1__step;
   wire [31:0] pe_r11_c1__x;
@@ -4780,7 +4780,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c20__en;
   wire pe_r11_c20__first;
   wire pe_r11_c20__load;
-  wire [79:0] pe_r11_c20__load_terms;
+  wire [47:0] pe_r11_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c20__step;
   wire [31:0] pe_r11_c20__x;
@@ -4788,7 +4788,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c21__en;
   wire pe_r11_c21__first;
   wire pe_r11_c21__load;
-  wire [79:0] pe_r11_c21__load_terms;
+  wire [47:0] pe_r11_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c21__step;
   wire [31:0] pe_r11_c21__x;
@@ -4796,7 +4796,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c22__en;
   wire pe_r11_c22__first;
   wire pe_r11_c22__load;
-  wire [79:0] pe_r11_c22__load_terms;
+  wire [47:0] pe_r11_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c22__step;
   wire [31:0] pe_r11_c22__x;
@@ -4804,7 +4804,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c23__en;
   wire pe_r11_c23__first;
   wire pe_r11_c23__load;
-  wire [79:0] pe_r11_c23__load_terms;
+  wire [47:0] pe_r11_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c23__step;
   wire [31:0] pe_r11_c23__x;
@@ -4812,7 +4812,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c24__en;
   wire pe_r11_c24__first;
   wire pe_r11_c24__load;
-  wire [79:0] pe_r11_c24__load_terms;
+  wire [47:0] pe_r11_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c24__step;
   wire [31:0] pe_r11_c24__x;
@@ -4820,7 +4820,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c25__en;
   wire pe_r11_c25__first;
   wire pe_r11_c25__load;
-  wire [79:0] pe_r11_c25__load_terms;
+  wire [47:0] pe_r11_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c25__step;
   wire [31:0] pe_r11_c25__x;
@@ -4828,7 +4828,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c26__en;
   wire pe_r11_c26__first;
   wire pe_r11_c26__load;
-  wire [79:0] pe_r11_c26__load_terms;
+  wire [47:0] pe_r11_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c26__step;
   wire [31:0] pe_r11_c26__x;
@@ -4836,7 +4836,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c27__en;
   wire pe_r11_c27__first;
   wire pe_r11_c27__load;
-  wire [79:0] pe_r11_c27__load_terms;
+  wire [47:0] pe_r11_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c27__step;
   wire [31:0] pe_r11_c27__x;
@@ -4844,7 +4844,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c28__en;
   wire pe_r11_c28__first;
   wire pe_r11_c28__load;
-  wire [79:0] pe_r11_c28__load_terms;
+  wire [47:0] pe_r11_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c28__step;
   wire [31:0] pe_r11_c28__x;
@@ -4852,7 +4852,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c29__en;
   wire pe_r11_c29__first;
   wire pe_r11_c29__load;
-  wire [79:0] pe_r11_c29__load_terms;
+  wire [47:0] pe_r11_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c29__step;
   wire [31:0] pe_r11_c29__x;
@@ -4860,7 +4860,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c2__en;
   wire pe_r11_c2__first;
   wire pe_r11_c2__load;
-  wire [79:0] pe_r11_c2__load_terms;
+  wire [47:0] pe_r11_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c2__step;
   wire [31:0] pe_r11_c2__x;
@@ -4868,7 +4868,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c30__en;
   wire pe_r11_c30__first;
   wire pe_r11_c30__load;
-  wire [79:0] pe_r11_c30__load_terms;
+  wire [47:0] pe_r11_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c30__step;
   wire [31:0] pe_r11_c30__x;
@@ -4876,7 +4876,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c31__en;
   wire pe_r11_c31__first;
   wire pe_r11_c31__load;
-  wire [79:0] pe_r11_c31__load_terms;
+  wire [47:0] pe_r11_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c31__step;
   wire [31:0] pe_r11_c31__x;
@@ -4884,7 +4884,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c3__en;
   wire pe_r11_c3__first;
   wire pe_r11_c3__load;
-  wire [79:0] pe_r11_c3__load_terms;
+  wire [47:0] pe_r11_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c3__step;
   wire [31:0] pe_r11_c3__x;
@@ -4892,7 +4892,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c4__en;
   wire pe_r11_c4__first;
   wire pe_r11_c4__load;
-  wire [79:0] pe_r11_c4__load_terms;
+  wire [47:0] pe_r11_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c4__step;
   wire [31:0] pe_r11_c4__x;
@@ -4900,7 +4900,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c5__en;
   wire pe_r11_c5__first;
   wire pe_r11_c5__load;
-  wire [79:0] pe_r11_c5__load_terms;
+  wire [47:0] pe_r11_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c5__step;
   wire [31:0] pe_r11_c5__x;
@@ -4908,7 +4908,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c6__en;
   wire pe_r11_c6__first;
   wire pe_r11_c6__load;
-  wire [79:0] pe_r11_c6__load_terms;
+  wire [47:0] pe_r11_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c6__step;
   wire [31:0] pe_r11_c6__x;
@@ -4916,7 +4916,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c7__en;
   wire pe_r11_c7__first;
   wire pe_r11_c7__load;
-  wire [79:0] pe_r11_c7__load_terms;
+  wire [47:0] pe_r11_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c7__step;
   wire [31:0] pe_r11_c7__x;
@@ -4924,7 +4924,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c8__en;
   wire pe_r11_c8__first;
   wire pe_r11_c8__load;
-  wire [79:0] pe_r11_c8__load_terms;
+  wire [47:0] pe_r11_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c8__step;
   wire [31:0] pe_r11_c8__x;
@@ -4932,7 +4932,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c9__en;
   wire pe_r11_c9__first;
   wire pe_r11_c9__load;
-  wire [79:0] pe_r11_c9__load_terms;
+  wire [47:0] pe_r11_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c9__step;
   wire [31:0] pe_r11_c9__x;
@@ -4940,7 +4940,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c0__en;
   wire pe_r12_c0__first;
   wire pe_r12_c0__load;
-  wire [79:0] pe_r12_c0__load_terms;
+  wire [47:0] pe_r12_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c0__step;
   wire [31:0] pe_r12_c0__x;
@@ -4948,7 +4948,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c10__en;
   wire pe_r12_c10__first;
   wire pe_r12_c10__load;
-  wire [79:0] pe_r12_c10__load_terms;
+  wire [47:0] pe_r12_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c10__step;
   wire [31:0] pe_r12_c10__x;
@@ -4956,7 +4956,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c11__en;
   wire pe_r12_c11__first;
   wire pe_r12_c11__load;
-  wire [79:0] pe_r12_c11__load_terms;
+  wire [47:0] pe_r12_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c11__step;
   wire [31:0] pe_r12_c11__x;
@@ -4964,7 +4964,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c12__en;
   wire pe_r12_c12__first;
   wire pe_r12_c12__load;
-  wire [79:0] pe_r12_c12__load_terms;
+  wire [47:0] pe_r12_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c12__step;
   wire [31:0] pe_r12_c12__x;
@@ -4972,7 +4972,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c13__en;
   wire pe_r12_c13__first;
   wire pe_r12_c13__load;
-  wire [79:0] pe_r12_c13__load_terms;
+  wire [47:0] pe_r12_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c13__step;
   wire [31:0] pe_r12_c13__x;
@@ -4980,7 +4980,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c14__en;
   wire pe_r12_c14__first;
   wire pe_r12_c14__load;
-  wire [79:0] pe_r12_c14__load_terms;
+  wire [47:0] pe_r12_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c14__step;
   wire [31:0] pe_r12_c14__x;
@@ -4988,7 +4988,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c15__en;
   wire pe_r12_c15__first;
   wire pe_r12_c15__load;
-  wire [79:0] pe_r12_c15__load_terms;
+  wire [47:0] pe_r12_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c15__step;
   wire [31:0] pe_r12_c15__x;
@@ -4996,7 +4996,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c16__en;
   wire pe_r12_c16__first;
   wire pe_r12_c16__load;
-  wire [79:0] pe_r12_c16__load_terms;
+  wire [47:0] pe_r12_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c16__step;
   wire [31:0] pe_r12_c16__x;
@@ -5004,7 +5004,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c17__en;
   wire pe_r12_c17__first;
   wire pe_r12_c17__load;
-  wire [79:0] pe_r12_c17__load_terms;
+  wire [47:0] pe_r12_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c17__step;
   wire [31:0] pe_r12_c17__x;
@@ -5012,7 +5012,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c18__en;
   wire pe_r12_c18__first;
   wire pe_r12_c18__load;
-  wire [79:0] pe_r12_c18__load_terms;
+  wire [47:0] pe_r12_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c18__step;
   wire [31:0] pe_r12_c18__x;
@@ -5020,7 +5020,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c19__en;
   wire pe_r12_c19__first;
   wire pe_r12_c19__load;
-  wire [79:0] pe_r12_c19__load_terms;
+  wire [47:0] pe_r12_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c19__step;
   wire [31:0] pe_r12_c19__x;
@@ -5028,7 +5028,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c1__en;
   wire pe_r12_c1__first;
   wire pe_r12_c1__load;
-  wire [79:0] pe_r12_c1__load_terms;
+  wire [47:0] pe_r12_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c1__step;
   wire [31:0] pe_r12_c1__x;
@@ -5036,7 +5036,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c20__en;
   wire pe_r12_c20__first;
   wire pe_r12_c20__load;
-  wire [79:0] pe_r12_c20__load_terms;
+  wire [47:0] pe_r12_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c20__step;
   wire [31:0] pe_r12_c20__x;
@@ -5044,7 +5044,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c21__en;
   wire pe_r12_c21__first;
   wire pe_r12_c21__load;
-  wire [79:0] pe_r12_c21__load_terms;
+  wire [47:0] pe_r12_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c21__step;
   wire [31:0] pe_r12_c21__x;
@@ -5052,7 +5052,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c22__en;
   wire pe_r12_c22__first;
   wire pe_r12_c22__load;
-  wire [79:0] pe_r12_c22__load_terms;
+  wire [47:0] pe_r12_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c22__step;
   wire [31:0] pe_r12_c22__x;
@@ -5060,7 +5060,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c23__en;
   wire pe_r12_c23__first;
   wire pe_r12_c23__load;
-  wire [79:0] pe_r12_c23__load_terms;
+  wire [47:0] pe_r12_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c23__step;
   wire [31:0] pe_r12_c23__x;
@@ -5068,7 +5068,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c24__en;
   wire pe_r12_c24__first;
   wire pe_r12_c24__load;
-  wire [79:0] pe_r12_c24__load_terms;
+  wire [47:0] pe_r12_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c24__step;
   wire [31:0] pe_r12_c24__x;
@@ -5076,7 +5076,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c25__en;
   wire pe_r12_c25__first;
   wire pe_r12_c25__load;
-  wire [79:0] pe_r12_c25__load_terms;
+  wire [47:0] pe_r12_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c25__step;
   wire [31:0] pe_r12_c25__x;
@@ -5084,7 +5084,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c26__en;
   wire pe_r12_c26__first;
   wire pe_r12_c26__load;
-  wire [79:0] pe_r12_c26__load_terms;
+  wire [47:0] pe_r12_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c26__step;
   wire [31:0] pe_r12_c26__x;
@@ -5092,7 +5092,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c27__en;
   wire pe_r12_c27__first;
   wire pe_r12_c27__load;
-  wire [79:0] pe_r12_c27__load_terms;
+  wire [47:0] pe_r12_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c27__step;
   wire [31:0] pe_r12_c27__x;
@@ -5100,7 +5100,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c28__en;
   wire pe_r12_c28__first;
   wire pe_r12_c28__load;
-  wire [79:0] pe_r12_c28__load_terms;
+  wire [47:0] pe_r12_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c28__step;
   wire [31:0] pe_r12_c28__x;
@@ -5108,7 +5108,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c29__en;
   wire pe_r12_c29__first;
   wire pe_r12_c29__load;
-  wire [79:0] pe_r12_c29__load_terms;
+  wire [47:0] pe_r12_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c29__step;
   wire [31:0] pe_r12_c29__x;
@@ -5116,7 +5116,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c2__en;
   wire pe_r12_c2__first;
   wire pe_r12_c2__load;
-  wire [79:0] pe_r12_c2__load_terms;
+  wire [47:0] pe_r12_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c2__step;
   wire [31:0] pe_r12_c2__x;
@@ -5124,7 +5124,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c30__en;
   wire pe_r12_c30__first;
   wire pe_r12_c30__load;
-  wire [79:0] pe_r12_c30__load_terms;
+  wire [47:0] pe_r12_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c30__step;
   wire [31:0] pe_r12_c30__x;
@@ -5132,7 +5132,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c31__en;
   wire pe_r12_c31__first;
   wire pe_r12_c31__load;
-  wire [79:0] pe_r12_c31__load_terms;
+  wire [47:0] pe_r12_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c31__step;
   wire [31:0] pe_r12_c31__x;
@@ -5140,7 +5140,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c3__en;
   wire pe_r12_c3__first;
   wire pe_r12_c3__load;
-  wire [79:0] pe_r12_c3__load_terms;
+  wire [47:0] pe_r12_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c3__step;
   wire [31:0] pe_r12_c3__x;
@@ -5148,7 +5148,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c4__en;
   wire pe_r12_c4__first;
   wire pe_r12_c4__load;
-  wire [79:0] pe_r12_c4__load_terms;
+  wire [47:0] pe_r12_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c4__step;
   wire [31:0] pe_r12_c4__x;
@@ -5156,7 +5156,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c5__en;
   wire pe_r12_c5__first;
   wire pe_r12_c5__load;
-  wire [79:0] pe_r12_c5__load_terms;
+  wire [47:0] pe_r12_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c5__step;
   wire [31:0] pe_r12_c5__x;
@@ -5164,7 +5164,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c6__en;
   wire pe_r12_c6__first;
   wire pe_r12_c6__load;
-  wire [79:0] pe_r12_c6__load_terms;
+  wire [47:0] pe_r12_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c6__step;
   wire [31:0] pe_r12_c6__x;
@@ -5172,7 +5172,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c7__en;
   wire pe_r12_c7__first;
   wire pe_r12_c7__load;
-  wire [79:0] pe_r12_c7__load_terms;
+  wire [47:0] pe_r12_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c7__step;
   wire [31:0] pe_r12_c7__x;
@@ -5180,7 +5180,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c8__en;
   wire pe_r12_c8__first;
   wire pe_r12_c8__load;
-  wire [79:0] pe_r12_c8__load_terms;
+  wire [47:0] pe_r12_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c8__step;
   wire [31:0] pe_r12_c8__x;
@@ -5188,7 +5188,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c9__en;
   wire pe_r12_c9__first;
   wire pe_r12_c9__load;
-  wire [79:0] pe_r12_c9__load_terms;
+  wire [47:0] pe_r12_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c9__step;
   wire [31:0] pe_r12_c9__x;
@@ -5196,7 +5196,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c0__en;
   wire pe_r13_c0__first;
   wire pe_r13_c0__load;
-  wire [79:0] pe_r13_c0__load_terms;
+  wire [47:0] pe_r13_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c0__step;
   wire [31:0] pe_r13_c0__x;
@@ -5204,7 +5204,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c10__en;
   wire pe_r13_c10__first;
   wire pe_r13_c10__load;
-  wire [79:0] pe_r13_c10__load_terms;
+  wire [47:0] pe_r13_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c10__step;
   wire [31:0] pe_r13_c10__x;
@@ -5212,7 +5212,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c11__en;
   wire pe_r13_c11__first;
   wire pe_r13_c11__load;
-  wire [79:0] pe_r13_c11__load_terms;
+  wire [47:0] pe_r13_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c11__step;
   wire [31:0] pe_r13_c11__x;
@@ -5220,7 +5220,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c12__en;
   wire pe_r13_c12__first;
   wire pe_r13_c12__load;
-  wire [79:0] pe_r13_c12__load_terms;
+  wire [47:0] pe_r13_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c12__step;
   wire [31:0] pe_r13_c12__x;
@@ -5228,7 +5228,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c13__en;
   wire pe_r13_c13__first;
   wire pe_r13_c13__load;
-  wire [79:0] pe_r13_c13__load_terms;
+  wire [47:0] pe_r13_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c13__step;
   wire [31:0] pe_r13_c13__x;
@@ -5236,7 +5236,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c14__en;
   wire pe_r13_c14__first;
   wire pe_r13_c14__load;
-  wire [79:0] pe_r13_c14__load_terms;
+  wire [47:0] pe_r13_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c14__step;
   wire [31:0] pe_r13_c14__x;
@@ -5244,7 +5244,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c15__en;
   wire pe_r13_c15__first;
   wire pe_r13_c15__load;
-  wire [79:0] pe_r13_c15__load_terms;
+  wire [47:0] pe_r13_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c15__step;
   wire [31:0] pe_r13_c15__x;
@@ -5252,7 +5252,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c16__en;
   wire pe_r13_c16__first;
   wire pe_r13_c16__load;
-  wire [79:0] pe_r13_c16__load_terms;
+  wire [47:0] pe_r13_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c16__step;
   wire [31:0] pe_r13_c16__x;
@@ -5260,7 +5260,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c17__en;
   wire pe_r13_c17__first;
   wire pe_r13_c17__load;
-  wire [79:0] pe_r13_c17__load_terms;
+  wire [47:0] pe_r13_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c17__step;
   wire [31:0] pe_r13_c17__x;
@@ -5268,7 +5268,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c18__en;
   wire pe_r13_c18__first;
   wire pe_r13_c18__load;
-  wire [79:0] pe_r13_c18__load_terms;
+  wire [47:0] pe_r13_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c18__step;
   wire [31:0] pe_r13_c18__x;
@@ -5276,7 +5276,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c19__en;
   wire pe_r13_c19__first;
   wire pe_r13_c19__load;
-  wire [79:0] pe_r13_c19__load_terms;
+  wire [47:0] pe_r13_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c19__step;
   wire [31:0] pe_r13_c19__x;
@@ -5284,7 +5284,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c1__en;
   wire pe_r13_c1__first;
   wire pe_r13_c1__load;
-  wire [79:0] pe_r13_c1__load_terms;
+  wire [47:0] pe_r13_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c1__step;
   wire [31:0] pe_r13_c1__x;
@@ -5292,7 +5292,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c20__en;
   wire pe_r13_c20__first;
   wire pe_r13_c20__load;
-  wire [79:0] pe_r13_c20__load_terms;
+  wire [47:0] pe_r13_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c20__step;
   wire [31:0] pe_r13_c20__x;
@@ -5300,7 +5300,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c21__en;
   wire pe_r13_c21__first;
   wire pe_r13_c21__load;
-  wire [79:0] pe_r13_c21__load_terms;
+  wire [47:0] pe_r13_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c21__step;
   wire [31:0] pe_r13_c21__x;
@@ -5308,7 +5308,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c22__en;
   wire pe_r13_c22__first;
   wire pe_r13_c22__load;
-  wire [79:0] pe_r13_c22__load_terms;
+  wire [47:0] pe_r13_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c22__step;
   wire [31:0] pe_r13_c22__x;
@@ -5316,7 +5316,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c23__en;
   wire pe_r13_c23__first;
   wire pe_r13_c23__load;
-  wire [79:0] pe_r13_c23__load_terms;
+  wire [47:0] pe_r13_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c23__step;
   wire [31:0] pe_r13_c23__x;
@@ -5324,7 +5324,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c24__en;
   wire pe_r13_c24__first;
   wire pe_r13_c24__load;
-  wire [79:0] pe_r13_c24__load_terms;
+  wire [47:0] pe_r13_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c24__step;
   wire [31:0] pe_r13_c24__x;
@@ -5332,7 +5332,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c25__en;
   wire pe_r13_c25__first;
   wire pe_r13_c25__load;
-  wire [79:0] pe_r13_c25__load_terms;
+  wire [47:0] pe_r13_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c25__step;
   wire [31:0] pe_r13_c25__x;
@@ -5340,7 +5340,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c26__en;
   wire pe_r13_c26__first;
   wire pe_r13_c26__load;
-  wire [79:0] pe_r13_c26__load_terms;
+  wire [47:0] pe_r13_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c26__step;
   wire [31:0] pe_r13_c26__x;
@@ -5348,7 +5348,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c27__en;
   wire pe_r13_c27__first;
   wire pe_r13_c27__load;
-  wire [79:0] pe_r13_c27__load_terms;
+  wire [47:0] pe_r13_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c27__step;
   wire [31:0] pe_r13_c27__x;
@@ -5356,7 +5356,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c28__en;
   wire pe_r13_c28__first;
   wire pe_r13_c28__load;
-  wire [79:0] pe_r13_c28__load_terms;
+  wire [47:0] pe_r13_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c28__step;
   wire [31:0] pe_r13_c28__x;
@@ -5364,7 +5364,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c29__en;
   wire pe_r13_c29__first;
   wire pe_r13_c29__load;
-  wire [79:0] pe_r13_c29__load_terms;
+  wire [47:0] pe_r13_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c29__step;
   wire [31:0] pe_r13_c29__x;
@@ -5372,7 +5372,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c2__en;
   wire pe_r13_c2__first;
   wire pe_r13_c2__load;
-  wire [79:0] pe_r13_c2__load_terms;
+  wire [47:0] pe_r13_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c2__step;
   wire [31:0] pe_r13_c2__x;
@@ -5380,7 +5380,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c30__en;
   wire pe_r13_c30__first;
   wire pe_r13_c30__load;
-  wire [79:0] pe_r13_c30__load_terms;
+  wire [47:0] pe_r13_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c30__step;
   wire [31:0] pe_r13_c30__x;
@@ -5388,7 +5388,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c31__en;
   wire pe_r13_c31__first;
   wire pe_r13_c31__load;
-  wire [79:0] pe_r13_c31__load_terms;
+  wire [47:0] pe_r13_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c31__step;
   wire [31:0] pe_r13_c31__x;
@@ -5396,7 +5396,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c3__en;
   wire pe_r13_c3__first;
   wire pe_r13_c3__load;
-  wire [79:0] pe_r13_c3__load_terms;
+  wire [47:0] pe_r13_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c3__step;
   wire [31:0] pe_r13_c3__x;
@@ -5404,7 +5404,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c4__en;
   wire pe_r13_c4__first;
   wire pe_r13_c4__load;
-  wire [79:0] pe_r13_c4__load_terms;
+  wire [47:0] pe_r13_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c4__step;
   wire [31:0] pe_r13_c4__x;
@@ -5412,7 +5412,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c5__en;
   wire pe_r13_c5__first;
   wire pe_r13_c5__load;
-  wire [79:0] pe_r13_c5__load_terms;
+  wire [47:0] pe_r13_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c5__step;
   wire [31:0] pe_r13_c5__x;
@@ -5420,7 +5420,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c6__en;
   wire pe_r13_c6__first;
   wire pe_r13_c6__load;
-  wire [79:0] pe_r13_c6__load_terms;
+  wire [47:0] pe_r13_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c6__step;
   wire [31:0] pe_r13_c6__x;
@@ -5428,7 +5428,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c7__en;
   wire pe_r13_c7__first;
   wire pe_r13_c7__load;
-  wire [79:0] pe_r13_c7__load_terms;
+  wire [47:0] pe_r13_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c7__step;
   wire [31:0] pe_r13_c7__x;
@@ -5436,7 +5436,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c8__en;
   wire pe_r13_c8__first;
   wire pe_r13_c8__load;
-  wire [79:0] pe_r13_c8__load_terms;
+  wire [47:0] pe_r13_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c8__step;
   wire [31:0] pe_r13_c8__x;
@@ -5444,7 +5444,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c9__en;
   wire pe_r13_c9__first;
   wire pe_r13_c9__load;
-  wire [79:0] pe_r13_c9__load_terms;
+  wire [47:0] pe_r13_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c9__step;
   wire [31:0] pe_r13_c9__x;
@@ -5452,7 +5452,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c0__en;
   wire pe_r14_c0__first;
   wire pe_r14_c0__load;
-  wire [79:0] pe_r14_c0__load_terms;
+  wire [47:0] pe_r14_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c0__step;
   wire [31:0] pe_r14_c0__x;
@@ -5460,7 +5460,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c10__en;
   wire pe_r14_c10__first;
   wire pe_r14_c10__load;
-  wire [79:0] pe_r14_c10__load_terms;
+  wire [47:0] pe_r14_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c10__step;
   wire [31:0] pe_r14_c10__x;
@@ -5468,7 +5468,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c11__en;
   wire pe_r14_c11__first;
   wire pe_r14_c11__load;
-  wire [79:0] pe_r14_c11__load_terms;
+  wire [47:0] pe_r14_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c11__step;
   wire [31:0] pe_r14_c11__x;
@@ -5476,7 +5476,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c12__en;
   wire pe_r14_c12__first;
   wire pe_r14_c12__load;
-  wire [79:0] pe_r14_c12__load_terms;
+  wire [47:0] pe_r14_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c12__step;
   wire [31:0] pe_r14_c12__x;
@@ -5484,7 +5484,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c13__en;
   wire pe_r14_c13__first;
   wire pe_r14_c13__load;
-  wire [79:0] pe_r14_c13__load_terms;
+  wire [47:0] pe_r14_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c13__step;
   wire [31:0] pe_r14_c13__x;
@@ -5492,7 +5492,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c14__en;
   wire pe_r14_c14__first;
   wire pe_r14_c14__load;
-  wire [79:0] pe_r14_c14__load_terms;
+  wire [47:0] pe_r14_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c14__step;
   wire [31:0] pe_r14_c14__x;
@@ -5500,7 +5500,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c15__en;
   wire pe_r14_c15__first;
   wire pe_r14_c15__load;
-  wire [79:0] pe_r14_c15__load_terms;
+  wire [47:0] pe_r14_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c15__step;
   wire [31:0] pe_r14_c15__x;
@@ -5508,7 +5508,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c16__en;
   wire pe_r14_c16__first;
   wire pe_r14_c16__load;
-  wire [79:0] pe_r14_c16__load_terms;
+  wire [47:0] pe_r14_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c16__step;
   wire [31:0] pe_r14_c16__x;
@@ -5516,7 +5516,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c17__en;
   wire pe_r14_c17__first;
   wire pe_r14_c17__load;
-  wire [79:0] pe_r14_c17__load_terms;
+  wire [47:0] pe_r14_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c17__step;
   wire [31:0] pe_r14_c17__x;
@@ -5524,7 +5524,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c18__en;
   wire pe_r14_c18__first;
   wire pe_r14_c18__load;
-  wire [79:0] pe_r14_c18__load_terms;
+  wire [47:0] pe_r14_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c18__step;
   wire [31:0] pe_r14_c18__x;
@@ -5532,7 +5532,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c19__en;
   wire pe_r14_c19__first;
   wire pe_r14_c19__load;
-  wire [79:0] pe_r14_c19__load_terms;
+  wire [47:0] pe_r14_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c19__step;
   wire [31:0] pe_r14_c19__x;
@@ -5540,7 +5540,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c1__en;
   wire pe_r14_c1__first;
   wire pe_r14_c1__load;
-  wire [79:0] pe_r14_c1__load_terms;
+  wire [47:0] pe_r14_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c1__step;
   wire [31:0] pe_r14_c1__x;
@@ -5548,7 +5548,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c20__en;
   wire pe_r14_c20__first;
   wire pe_r14_c20__load;
-  wire [79:0] pe_r14_c20__load_terms;
+  wire [47:0] pe_r14_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c20__step;
   wire [31:0] pe_r14_c20__x;
@@ -5556,7 +5556,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c21__en;
   wire pe_r14_c21__first;
   wire pe_r14_c21__load;
-  wire [79:0] pe_r14_c21__load_terms;
+  wire [47:0] pe_r14_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c21__step;
   wire [31:0] pe_r14_c21__x;
@@ -5564,7 +5564,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c22__en;
   wire pe_r14_c22__first;
   wire pe_r14_c22__load;
-  wire [79:0] pe_r14_c22__load_terms;
+  wire [47:0] pe_r14_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c22__step;
   wire [31:0] pe_r14_c22__x;
@@ -5572,7 +5572,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c23__en;
   wire pe_r14_c23__first;
   wire pe_r14_c23__load;
-  wire [79:0] pe_r14_c23__load_terms;
+  wire [47:0] pe_r14_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c23__step;
   wire [31:0] pe_r14_c23__x;
@@ -5580,7 +5580,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c24__en;
   wire pe_r14_c24__first;
   wire pe_r14_c24__load;
-  wire [79:0] pe_r14_c24__load_terms;
+  wire [47:0] pe_r14_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c24__step;
   wire [31:0] pe_r14_c24__x;
@@ -5588,7 +5588,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c25__en;
   wire pe_r14_c25__first;
   wire pe_r14_c25__load;
-  wire [79:0] pe_r14_c25__load_terms;
+  wire [47:0] pe_r14_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c25__step;
   wire [31:0] pe_r14_c25__x;
@@ -5596,7 +5596,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c26__en;
   wire pe_r14_c26__first;
   wire pe_r14_c26__load;
-  wire [79:0] pe_r14_c26__load_terms;
+  wire [47:0] pe_r14_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c26__step;
   wire [31:0] pe_r14_c26__x;
@@ -5604,7 +5604,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c27__en;
   wire pe_r14_c27__first;
   wire pe_r14_c27__load;
-  wire [79:0] pe_r14_c27__load_terms;
+  wire [47:0] pe_r14_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c27__step;
   wire [31:0] pe_r14_c27__x;
@@ -5612,7 +5612,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c28__en;
   wire pe_r14_c28__first;
   wire pe_r14_c28__load;
-  wire [79:0] pe_r14_c28__load_terms;
+  wire [47:0] pe_r14_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c28__step;
   wire [31:0] pe_r14_c28__x;
@@ -5620,7 +5620,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c29__en;
   wire pe_r14_c29__first;
   wire pe_r14_c29__load;
-  wire [79:0] pe_r14_c29__load_terms;
+  wire [47:0] pe_r14_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c29__step;
   wire [31:0] pe_r14_c29__x;
@@ -5628,7 +5628,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c2__en;
   wire pe_r14_c2__first;
   wire pe_r14_c2__load;
-  wire [79:0] pe_r14_c2__load_terms;
+  wire [47:0] pe_r14_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c2__step;
   wire [31:0] pe_r14_c2__x;
@@ -5636,7 +5636,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c30__en;
   wire pe_r14_c30__first;
   wire pe_r14_c30__load;
-  wire [79:0] pe_r14_c30__load_terms;
+  wire [47:0] pe_r14_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c30__step;
   wire [31:0] pe_r14_c30__x;
@@ -5644,7 +5644,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c31__en;
   wire pe_r14_c31__first;
   wire pe_r14_c31__load;
-  wire [79:0] pe_r14_c31__load_terms;
+  wire [47:0] pe_r14_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c31__step;
   wire [31:0] pe_r14_c31__x;
@@ -5652,7 +5652,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c3__en;
   wire pe_r14_c3__first;
   wire pe_r14_c3__load;
-  wire [79:0] pe_r14_c3__load_terms;
+  wire [47:0] pe_r14_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c3__step;
   wire [31:0] pe_r14_c3__x;
@@ -5660,7 +5660,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c4__en;
   wire pe_r14_c4__first;
   wire pe_r14_c4__load;
-  wire [79:0] pe_r14_c4__load_terms;
+  wire [47:0] pe_r14_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c4__step;
   wire [31:0] pe_r14_c4__x;
@@ -5668,7 +5668,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c5__en;
   wire pe_r14_c5__first;
   wire pe_r14_c5__load;
-  wire [79:0] pe_r14_c5__load_terms;
+  wire [47:0] pe_r14_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c5__step;
   wire [31:0] pe_r14_c5__x;
@@ -5676,7 +5676,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c6__en;
   wire pe_r14_c6__first;
   wire pe_r14_c6__load;
-  wire [79:0] pe_r14_c6__load_terms;
+  wire [47:0] pe_r14_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c6__step;
   wire [31:0] pe_r14_c6__x;
@@ -5684,7 +5684,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c7__en;
   wire pe_r14_c7__first;
   wire pe_r14_c7__load;
-  wire [79:0] pe_r14_c7__load_terms;
+  wire [47:0] pe_r14_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c7__step;
   wire [31:0] pe_r14_c7__x;
@@ -5692,7 +5692,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c8__en;
   wire pe_r14_c8__first;
   wire pe_r14_c8__load;
-  wire [79:0] pe_r14_c8__load_terms;
+  wire [47:0] pe_r14_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c8__step;
   wire [31:0] pe_r14_c8__x;
@@ -5700,7 +5700,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c9__en;
   wire pe_r14_c9__first;
   wire pe_r14_c9__load;
-  wire [79:0] pe_r14_c9__load_terms;
+  wire [47:0] pe_r14_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c9__step;
   wire [31:0] pe_r14_c9__x;
@@ -5708,7 +5708,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c0__en;
   wire pe_r15_c0__first;
   wire pe_r15_c0__load;
-  wire [79:0] pe_r15_c0__load_terms;
+  wire [47:0] pe_r15_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c0__step;
   wire [31:0] pe_r15_c0__x;
@@ -5716,7 +5716,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c10__en;
   wire pe_r15_c10__first;
   wire pe_r15_c10__load;
-  wire [79:0] pe_r15_c10__load_terms;
+  wire [47:0] pe_r15_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c10__step;
   wire [31:0] pe_r15_c10__x;
@@ -5724,7 +5724,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c11__en;
   wire pe_r15_c11__first;
   wire pe_r15_c11__load;
-  wire [79:0] pe_r15_c11__load_terms;
+  wire [47:0] pe_r15_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c11__step;
   wire [31:0] pe_r15_c11__x;
@@ -5732,7 +5732,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c12__en;
   wire pe_r15_c12__first;
   wire pe_r15_c12__load;
-  wire [79:0] pe_r15_c12__load_terms;
+  wire [47:0] pe_r15_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c12__step;
   wire [31:0] pe_r15_c12__x;
@@ -5740,7 +5740,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c13__en;
   wire pe_r15_c13__first;
   wire pe_r15_c13__load;
-  wire [79:0] pe_r15_c13__load_terms;
+  wire [47:0] pe_r15_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c13__step;
   wire [31:0] pe_r15_c13__x;
@@ -5748,7 +5748,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c14__en;
   wire pe_r15_c14__first;
   wire pe_r15_c14__load;
-  wire [79:0] pe_r15_c14__load_terms;
+  wire [47:0] pe_r15_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c14__step;
   wire [31:0] pe_r15_c14__x;
@@ -5756,7 +5756,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c15__en;
   wire pe_r15_c15__first;
   wire pe_r15_c15__load;
-  wire [79:0] pe_r15_c15__load_terms;
+  wire [47:0] pe_r15_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c15__step;
   wire [31:0] pe_r15_c15__x;
@@ -5764,7 +5764,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c16__en;
   wire pe_r15_c16__first;
   wire pe_r15_c16__load;
-  wire [79:0] pe_r15_c16__load_terms;
+  wire [47:0] pe_r15_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c16__step;
   wire [31:0] pe_r15_c16__x;
@@ -5772,7 +5772,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c17__en;
   wire pe_r15_c17__first;
   wire pe_r15_c17__load;
-  wire [79:0] pe_r15_c17__load_terms;
+  wire [47:0] pe_r15_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c17__step;
   wire [31:0] pe_r15_c17__x;
@@ -5780,7 +5780,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c18__en;
   wire pe_r15_c18__first;
   wire pe_r15_c18__load;
-  wire [79:0] pe_r15_c18__load_terms;
+  wire [47:0] pe_r15_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c18__step;
   wire [31:0] pe_r15_c18__x;
@@ -5788,7 +5788,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c19__en;
   wire pe_r15_c19__first;
   wire pe_r15_c19__load;
-  wire [79:0] pe_r15_c19__load_terms;
+  wire [47:0] pe_r15_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c19__step;
   wire [31:0] pe_r15_c19__x;
@@ -5796,7 +5796,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c1__en;
   wire pe_r15_c1__first;
   wire pe_r15_c1__load;
-  wire [79:0] pe_r15_c1__load_terms;
+  wire [47:0] pe_r15_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c1__step;
   wire [31:0] pe_r15_c1__x;
@@ -5804,7 +5804,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c20__en;
   wire pe_r15_c20__first;
   wire pe_r15_c20__load;
-  wire [79:0] pe_r15_c20__load_terms;
+  wire [47:0] pe_r15_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c20__step;
   wire [31:0] pe_r15_c20__x;
@@ -5812,7 +5812,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c21__en;
   wire pe_r15_c21__first;
   wire pe_r15_c21__load;
-  wire [79:0] pe_r15_c21__load_terms;
+  wire [47:0] pe_r15_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c21__step;
   wire [31:0] pe_r15_c21__x;
@@ -5820,7 +5820,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c22__en;
   wire pe_r15_c22__first;
   wire pe_r15_c22__load;
-  wire [79:0] pe_r15_c22__load_terms;
+  wire [47:0] pe_r15_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c22__step;
   wire [31:0] pe_r15_c22__x;
@@ -5828,7 +5828,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c23__en;
   wire pe_r15_c23__first;
   wire pe_r15_c23__load;
-  wire [79:0] pe_r15_c23__load_terms;
+  wire [47:0] pe_r15_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c23__step;
   wire [31:0] pe_r15_c23__x;
@@ -5836,7 +5836,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c24__en;
   wire pe_r15_c24__first;
   wire pe_r15_c24__load;
-  wire [79:0] pe_r15_c24__load_terms;
+  wire [47:0] pe_r15_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c24__step;
   wire [31:0] pe_r15_c24__x;
@@ -5844,7 +5844,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c25__en;
   wire pe_r15_c25__first;
   wire pe_r15_c25__load;
-  wire [79:0] pe_r15_c25__load_terms;
+  wire [47:0] pe_r15_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c25__step;
   wire [31:0] pe_r15_c25__x;
@@ -5852,7 +5852,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c26__en;
   wire pe_r15_c26__first;
   wire pe_r15_c26__load;
-  wire [79:0] pe_r15_c26__load_terms;
+  wire [47:0] pe_r15_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c26__step;
   wire [31:0] pe_r15_c26__x;
@@ -5860,7 +5860,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c27__en;
   wire pe_r15_c27__first;
   wire pe_r15_c27__load;
-  wire [79:0] pe_r15_c27__load_terms;
+  wire [47:0] pe_r15_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c27__step;
   wire [31:0] pe_r15_c27__x;
@@ -5868,7 +5868,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c28__en;
   wire pe_r15_c28__first;
   wire pe_r15_c28__load;
-  wire [79:0] pe_r15_c28__load_terms;
+  wire [47:0] pe_r15_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c28__step;
   wire [31:0] pe_r15_c28__x;
@@ -5876,7 +5876,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c29__en;
   wire pe_r15_c29__first;
   wire pe_r15_c29__load;
-  wire [79:0] pe_r15_c29__load_terms;
+  wire [47:0] pe_r15_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c29__step;
   wire [31:0] pe_r15_c29__x;
@@ -5884,7 +5884,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c2__en;
   wire pe_r15_c2__first;
   wire pe_r15_c2__load;
-  wire [79:0] pe_r15_c2__load_terms;
+  wire [47:0] pe_r15_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c2__step;
   wire [31:0] pe_r15_c2__x;
@@ -5892,7 +5892,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c30__en;
   wire pe_r15_c30__first;
   wire pe_r15_c30__load;
-  wire [79:0] pe_r15_c30__load_terms;
+  wire [47:0] pe_r15_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c30__step;
   wire [31:0] pe_r15_c30__x;
@@ -5900,7 +5900,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c31__en;
   wire pe_r15_c31__first;
   wire pe_r15_c31__load;
-  wire [79:0] pe_r15_c31__load_terms;
+  wire [47:0] pe_r15_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c31__step;
   wire [31:0] pe_r15_c31__x;
@@ -5908,7 +5908,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c3__en;
   wire pe_r15_c3__first;
   wire pe_r15_c3__load;
-  wire [79:0] pe_r15_c3__load_terms;
+  wire [47:0] pe_r15_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c3__step;
   wire [31:0] pe_r15_c3__x;
@@ -5916,7 +5916,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c4__en;
   wire pe_r15_c4__first;
   wire pe_r15_c4__load;
-  wire [79:0] pe_r15_c4__load_terms;
+  wire [47:0] pe_r15_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c4__step;
   wire [31:0] pe_r15_c4__x;
@@ -5924,7 +5924,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c5__en;
   wire pe_r15_c5__first;
   wire pe_r15_c5__load;
-  wire [79:0] pe_r15_c5__load_terms;
+  wire [47:0] pe_r15_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c5__step;
   wire [31:0] pe_r15_c5__x;
@@ -5932,7 +5932,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c6__en;
   wire pe_r15_c6__first;
   wire pe_r15_c6__load;
-  wire [79:0] pe_r15_c6__load_terms;
+  wire [47:0] pe_r15_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c6__step;
   wire [31:0] pe_r15_c6__x;
@@ -5940,7 +5940,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c7__en;
   wire pe_r15_c7__first;
   wire pe_r15_c7__load;
-  wire [79:0] pe_r15_c7__load_terms;
+  wire [47:0] pe_r15_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c7__step;
   wire [31:0] pe_r15_c7__x;
@@ -5948,7 +5948,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c8__en;
   wire pe_r15_c8__first;
   wire pe_r15_c8__load;
-  wire [79:0] pe_r15_c8__load_terms;
+  wire [47:0] pe_r15_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c8__step;
   wire [31:0] pe_r15_c8__x;
@@ -5956,7 +5956,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c9__en;
   wire pe_r15_c9__first;
   wire pe_r15_c9__load;
-  wire [79:0] pe_r15_c9__load_terms;
+  wire [47:0] pe_r15_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c9__step;
   wire [31:0] pe_r15_c9__x;
@@ -5964,7 +5964,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c0__en;
   wire pe_r16_c0__first;
   wire pe_r16_c0__load;
-  wire [79:0] pe_r16_c0__load_terms;
+  wire [47:0] pe_r16_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c0__step;
   wire [31:0] pe_r16_c0__x;
@@ -5972,7 +5972,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c10__en;
   wire pe_r16_c10__first;
   wire pe_r16_c10__load;
-  wire [79:0] pe_r16_c10__load_terms;
+  wire [47:0] pe_r16_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c10__step;
   wire [31:0] pe_r16_c10__x;
@@ -5980,7 +5980,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c11__en;
   wire pe_r16_c11__first;
   wire pe_r16_c11__load;
-  wire [79:0] pe_r16_c11__load_terms;
+  wire [47:0] pe_r16_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c11__step;
   wire [31:0] pe_r16_c11__x;
@@ -5988,7 +5988,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c12__en;
   wire pe_r16_c12__first;
   wire pe_r16_c12__load;
-  wire [79:0] pe_r16_c12__load_terms;
+  wire [47:0] pe_r16_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c12__step;
   wire [31:0] pe_r16_c12__x;
@@ -5996,7 +5996,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c13__en;
   wire pe_r16_c13__first;
   wire pe_r16_c13__load;
-  wire [79:0] pe_r16_c13__load_terms;
+  wire [47:0] pe_r16_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c13__step;
   wire [31:0] pe_r16_c13__x;
@@ -6004,7 +6004,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c14__en;
   wire pe_r16_c14__first;
   wire pe_r16_c14__load;
-  wire [79:0] pe_r16_c14__load_terms;
+  wire [47:0] pe_r16_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c14__step;
   wire [31:0] pe_r16_c14__x;
@@ -6012,7 +6012,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c15__en;
   wire pe_r16_c15__first;
   wire pe_r16_c15__load;
-  wire [79:0] pe_r16_c15__load_terms;
+  wire [47:0] pe_r16_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c15__step;
   wire [31:0] pe_r16_c15__x;
@@ -6020,7 +6020,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c16__en;
   wire pe_r16_c16__first;
   wire pe_r16_c16__load;
-  wire [79:0] pe_r16_c16__load_terms;
+  wire [47:0] pe_r16_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c16__step;
   wire [31:0] pe_r16_c16__x;
@@ -6028,7 +6028,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c17__en;
   wire pe_r16_c17__first;
   wire pe_r16_c17__load;
-  wire [79:0] pe_r16_c17__load_terms;
+  wire [47:0] pe_r16_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c17__step;
   wire [31:0] pe_r16_c17__x;
@@ -6036,7 +6036,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c18__en;
   wire pe_r16_c18__first;
   wire pe_r16_c18__load;
-  wire [79:0] pe_r16_c18__load_terms;
+  wire [47:0] pe_r16_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c18__step;
   wire [31:0] pe_r16_c18__x;
@@ -6044,7 +6044,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c19__en;
   wire pe_r16_c19__first;
   wire pe_r16_c19__load;
-  wire [79:0] pe_r16_c19__load_terms;
+  wire [47:0] pe_r16_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c19__step;
   wire [31:0] pe_r16_c19__x;
@@ -6052,7 +6052,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c1__en;
   wire pe_r16_c1__first;
   wire pe_r16_c1__load;
-  wire [79:0] pe_r16_c1__load_terms;
+  wire [47:0] pe_r16_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c1__step;
   wire [31:0] pe_r16_c1__x;
@@ -6060,7 +6060,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c20__en;
   wire pe_r16_c20__first;
   wire pe_r16_c20__load;
-  wire [79:0] pe_r16_c20__load_terms;
+  wire [47:0] pe_r16_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c20__step;
   wire [31:0] pe_r16_c20__x;
@@ -6068,7 +6068,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c21__en;
   wire pe_r16_c21__first;
   wire pe_r16_c21__load;
-  wire [79:0] pe_r16_c21__load_terms;
+  wire [47:0] pe_r16_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c21__step;
   wire [31:0] pe_r16_c21__x;
@@ -6076,7 +6076,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c22__en;
   wire pe_r16_c22__first;
   wire pe_r16_c22__load;
-  wire [79:0] pe_r16_c22__load_terms;
+  wire [47:0] pe_r16_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c22__step;
   wire [31:0] pe_r16_c22__x;
@@ -6084,7 +6084,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c23__en;
   wire pe_r16_c23__first;
   wire pe_r16_c23__load;
-  wire [79:0] pe_r16_c23__load_terms;
+  wire [47:0] pe_r16_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c23__step;
   wire [31:0] pe_r16_c23__x;
@@ -6092,7 +6092,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c24__en;
   wire pe_r16_c24__first;
   wire pe_r16_c24__load;
-  wire [79:0] pe_r16_c24__load_terms;
+  wire [47:0] pe_r16_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c24__step;
   wire [31:0] pe_r16_c24__x;
@@ -6100,7 +6100,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c25__en;
   wire pe_r16_c25__first;
   wire pe_r16_c25__load;
-  wire [79:0] pe_r16_c25__load_terms;
+  wire [47:0] pe_r16_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c25__step;
   wire [31:0] pe_r16_c25__x;
@@ -6108,7 +6108,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c26__en;
   wire pe_r16_c26__first;
   wire pe_r16_c26__load;
-  wire [79:0] pe_r16_c26__load_terms;
+  wire [47:0] pe_r16_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c26__step;
   wire [31:0] pe_r16_c26__x;
@@ -6116,7 +6116,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c27__en;
   wire pe_r16_c27__first;
   wire pe_r16_c27__load;
-  wire [79:0] pe_r16_c27__load_terms;
+  wire [47:0] pe_r16_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c27__step;
   wire [31:0] pe_r16_c27__x;
@@ -6124,7 +6124,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c28__en;
   wire pe_r16_c28__first;
   wire pe_r16_c28__load;
-  wire [79:0] pe_r16_c28__load_terms;
+  wire [47:0] pe_r16_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c28__step;
   wire [31:0] pe_r16_c28__x;
@@ -6132,7 +6132,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c29__en;
   wire pe_r16_c29__first;
   wire pe_r16_c29__load;
-  wire [79:0] pe_r16_c29__load_terms;
+  wire [47:0] pe_r16_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c29__step;
   wire [31:0] pe_r16_c29__x;
@@ -6140,7 +6140,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c2__en;
   wire pe_r16_c2__first;
   wire pe_r16_c2__load;
-  wire [79:0] pe_r16_c2__load_terms;
+  wire [47:0] pe_r16_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c2__step;
   wire [31:0] pe_r16_c2__x;
@@ -6148,7 +6148,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c30__en;
   wire pe_r16_c30__first;
   wire pe_r16_c30__load;
-  wire [79:0] pe_r16_c30__load_terms;
+  wire [47:0] pe_r16_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c30__step;
   wire [31:0] pe_r16_c30__x;
@@ -6156,7 +6156,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c31__en;
   wire pe_r16_c31__first;
   wire pe_r16_c31__load;
-  wire [79:0] pe_r16_c31__load_terms;
+  wire [47:0] pe_r16_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c31__step;
   wire [31:0] pe_r16_c31__x;
@@ -6164,7 +6164,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c3__en;
   wire pe_r16_c3__first;
   wire pe_r16_c3__load;
-  wire [79:0] pe_r16_c3__load_terms;
+  wire [47:0] pe_r16_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c3__step;
   wire [31:0] pe_r16_c3__x;
@@ -6172,7 +6172,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c4__en;
   wire pe_r16_c4__first;
   wire pe_r16_c4__load;
-  wire [79:0] pe_r16_c4__load_terms;
+  wire [47:0] pe_r16_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c4__step;
   wire [31:0] pe_r16_c4__x;
@@ -6180,7 +6180,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c5__en;
   wire pe_r16_c5__first;
   wire pe_r16_c5__load;
-  wire [79:0] pe_r16_c5__load_terms;
+  wire [47:0] pe_r16_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c5__step;
   wire [31:0] pe_r16_c5__x;
@@ -6188,7 +6188,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c6__en;
   wire pe_r16_c6__first;
   wire pe_r16_c6__load;
-  wire [79:0] pe_r16_c6__load_terms;
+  wire [47:0] pe_r16_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c6__step;
   wire [31:0] pe_r16_c6__x;
@@ -6196,7 +6196,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c7__en;
   wire pe_r16_c7__first;
   wire pe_r16_c7__load;
-  wire [79:0] pe_r16_c7__load_terms;
+  wire [47:0] pe_r16_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c7__step;
   wire [31:0] pe_r16_c7__x;
@@ -6204,7 +6204,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c8__en;
   wire pe_r16_c8__first;
   wire pe_r16_c8__load;
-  wire [79:0] pe_r16_c8__load_terms;
+  wire [47:0] pe_r16_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c8__step;
   wire [31:0] pe_r16_c8__x;
@@ -6212,7 +6212,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c9__en;
   wire pe_r16_c9__first;
   wire pe_r16_c9__load;
-  wire [79:0] pe_r16_c9__load_terms;
+  wire [47:0] pe_r16_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c9__step;
   wire [31:0] pe_r16_c9__x;
@@ -6220,7 +6220,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c0__en;
   wire pe_r17_c0__first;
   wire pe_r17_c0__load;
-  wire [79:0] pe_r17_c0__load_terms;
+  wire [47:0] pe_r17_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c0__step;
   wire [31:0] pe_r17_c0__x;
@@ -6228,7 +6228,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c10__en;
   wire pe_r17_c10__first;
   wire pe_r17_c10__load;
-  wire [79:0] pe_r17_c10__load_terms;
+  wire [47:0] pe_r17_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c10__step;
   wire [31:0] pe_r17_c10__x;
@@ -6236,7 +6236,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c11__en;
   wire pe_r17_c11__first;
   wire pe_r17_c11__load;
-  wire [79:0] pe_r17_c11__load_terms;
+  wire [47:0] pe_r17_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c11__step;
   wire [31:0] pe_r17_c11__x;
@@ -6244,7 +6244,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c12__en;
   wire pe_r17_c12__first;
   wire pe_r17_c12__load;
-  wire [79:0] pe_r17_c12__load_terms;
+  wire [47:0] pe_r17_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c12__step;
   wire [31:0] pe_r17_c12__x;
@@ -6252,7 +6252,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c13__en;
   wire pe_r17_c13__first;
   wire pe_r17_c13__load;
-  wire [79:0] pe_r17_c13__load_terms;
+  wire [47:0] pe_r17_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c13__step;
   wire [31:0] pe_r17_c13__x;
@@ -6260,7 +6260,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c14__en;
   wire pe_r17_c14__first;
   wire pe_r17_c14__load;
-  wire [79:0] pe_r17_c14__load_terms;
+  wire [47:0] pe_r17_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c14__step;
   wire [31:0] pe_r17_c14__x;
@@ -6268,7 +6268,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c15__en;
   wire pe_r17_c15__first;
   wire pe_r17_c15__load;
-  wire [79:0] pe_r17_c15__load_terms;
+  wire [47:0] pe_r17_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c15__step;
   wire [31:0] pe_r17_c15__x;
@@ -6276,7 +6276,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c16__en;
   wire pe_r17_c16__first;
   wire pe_r17_c16__load;
-  wire [79:0] pe_r17_c16__load_terms;
+  wire [47:0] pe_r17_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c16__step;
   wire [31:0] pe_r17_c16__x;
@@ -6284,7 +6284,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c17__en;
   wire pe_r17_c17__first;
   wire pe_r17_c17__load;
-  wire [79:0] pe_r17_c17__load_terms;
+  wire [47:0] pe_r17_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c17__step;
   wire [31:0] pe_r17_c17__x;
@@ -6292,7 +6292,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c18__en;
   wire pe_r17_c18__first;
   wire pe_r17_c18__load;
-  wire [79:0] pe_r17_c18__load_terms;
+  wire [47:0] pe_r17_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c18__step;
   wire [31:0] pe_r17_c18__x;
@@ -6300,7 +6300,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c19__en;
   wire pe_r17_c19__first;
   wire pe_r17_c19__load;
-  wire [79:0] pe_r17_c19__load_terms;
+  wire [47:0] pe_r17_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c19__step;
   wire [31:0] pe_r17_c19__x;
@@ -6308,7 +6308,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c1__en;
   wire pe_r17_c1__first;
   wire pe_r17_c1__load;
-  wire [79:0] pe_r17_c1__load_terms;
+  wire [47:0] pe_r17_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c1__step;
   wire [31:0] pe_r17_c1__x;
@@ -6316,7 +6316,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c20__en;
   wire pe_r17_c20__first;
   wire pe_r17_c20__load;
-  wire [79:0] pe_r17_c20__load_terms;
+  wire [47:0] pe_r17_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c20__step;
   wire [31:0] pe_r17_c20__x;
@@ -6324,7 +6324,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c21__en;
   wire pe_r17_c21__first;
   wire pe_r17_c21__load;
-  wire [79:0] pe_r17_c21__load_terms;
+  wire [47:0] pe_r17_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c21__step;
   wire [31:0] pe_r17_c21__x;
@@ -6332,7 +6332,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c22__en;
   wire pe_r17_c22__first;
   wire pe_r17_c22__load;
-  wire [79:0] pe_r17_c22__load_terms;
+  wire [47:0] pe_r17_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c22__step;
   wire [31:0] pe_r17_c22__x;
@@ -6340,7 +6340,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c23__en;
   wire pe_r17_c23__first;
   wire pe_r17_c23__load;
-  wire [79:0] pe_r17_c23__load_terms;
+  wire [47:0] pe_r17_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c23__step;
   wire [31:0] pe_r17_c23__x;
@@ -6348,7 +6348,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c24__en;
   wire pe_r17_c24__first;
   wire pe_r17_c24__load;
-  wire [79:0] pe_r17_c24__load_terms;
+  wire [47:0] pe_r17_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c24__step;
   wire [31:0] pe_r17_c24__x;
@@ -6356,7 +6356,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c25__en;
   wire pe_r17_c25__first;
   wire pe_r17_c25__load;
-  wire [79:0] pe_r17_c25__load_terms;
+  wire [47:0] pe_r17_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c25__step;
   wire [31:0] pe_r17_c25__x;
@@ -6364,7 +6364,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c26__en;
   wire pe_r17_c26__first;
   wire pe_r17_c26__load;
-  wire [79:0] pe_r17_c26__load_terms;
+  wire [47:0] pe_r17_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c26__step;
   wire [31:0] pe_r17_c26__x;
@@ -6372,7 +6372,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c27__en;
   wire pe_r17_c27__first;
   wire pe_r17_c27__load;
-  wire [79:0] pe_r17_c27__load_terms;
+  wire [47:0] pe_r17_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c27__step;
   wire [31:0] pe_r17_c27__x;
@@ -6380,7 +6380,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c28__en;
   wire pe_r17_c28__first;
   wire pe_r17_c28__load;
-  wire [79:0] pe_r17_c28__load_terms;
+  wire [47:0] pe_r17_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c28__step;
   wire [31:0] pe_r17_c28__x;
@@ -6388,7 +6388,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c29__en;
   wire pe_r17_c29__first;
   wire pe_r17_c29__load;
-  wire [79:0] pe_r17_c29__load_terms;
+  wire [47:0] pe_r17_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c29__step;
   wire [31:0] pe_r17_c29__x;
@@ -6396,7 +6396,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c2__en;
   wire pe_r17_c2__first;
   wire pe_r17_c2__load;
-  wire [79:0] pe_r17_c2__load_terms;
+  wire [47:0] pe_r17_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c2__step;
   wire [31:0] pe_r17_c2__x;
@@ -6404,7 +6404,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c30__en;
   wire pe_r17_c30__first;
   wire pe_r17_c30__load;
-  wire [79:0] pe_r17_c30__load_terms;
+  wire [47:0] pe_r17_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c30__step;
   wire [31:0] pe_r17_c30__x;
@@ -6412,7 +6412,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c31__en;
   wire pe_r17_c31__first;
   wire pe_r17_c31__load;
-  wire [79:0] pe_r17_c31__load_terms;
+  wire [47:0] pe_r17_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c31__step;
   wire [31:0] pe_r17_c31__x;
@@ -6420,7 +6420,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c3__en;
   wire pe_r17_c3__first;
   wire pe_r17_c3__load;
-  wire [79:0] pe_r17_c3__load_terms;
+  wire [47:0] pe_r17_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c3__step;
   wire [31:0] pe_r17_c3__x;
@@ -6428,7 +6428,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c4__en;
   wire pe_r17_c4__first;
   wire pe_r17_c4__load;
-  wire [79:0] pe_r17_c4__load_terms;
+  wire [47:0] pe_r17_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c4__step;
   wire [31:0] pe_r17_c4__x;
@@ -6436,7 +6436,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c5__en;
   wire pe_r17_c5__first;
   wire pe_r17_c5__load;
-  wire [79:0] pe_r17_c5__load_terms;
+  wire [47:0] pe_r17_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c5__step;
   wire [31:0] pe_r17_c5__x;
@@ -6444,7 +6444,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c6__en;
   wire pe_r17_c6__first;
   wire pe_r17_c6__load;
-  wire [79:0] pe_r17_c6__load_terms;
+  wire [47:0] pe_r17_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c6__step;
   wire [31:0] pe_r17_c6__x;
@@ -6452,7 +6452,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c7__en;
   wire pe_r17_c7__first;
   wire pe_r17_c7__load;
-  wire [79:0] pe_r17_c7__load_terms;
+  wire [47:0] pe_r17_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c7__step;
   wire [31:0] pe_r17_c7__x;
@@ -6460,7 +6460,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c8__en;
   wire pe_r17_c8__first;
   wire pe_r17_c8__load;
-  wire [79:0] pe_r17_c8__load_terms;
+  wire [47:0] pe_r17_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c8__step;
   wire [31:0] pe_r17_c8__x;
@@ -6468,7 +6468,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c9__en;
   wire pe_r17_c9__first;
   wire pe_r17_c9__load;
-  wire [79:0] pe_r17_c9__load_terms;
+  wire [47:0] pe_r17_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c9__step;
   wire [31:0] pe_r17_c9__x;
@@ -6476,7 +6476,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c0__en;
   wire pe_r18_c0__first;
   wire pe_r18_c0__load;
-  wire [79:0] pe_r18_c0__load_terms;
+  wire [47:0] pe_r18_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c0__step;
   wire [31:0] pe_r18_c0__x;
@@ -6484,7 +6484,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c10__en;
   wire pe_r18_c10__first;
   wire pe_r18_c10__load;
-  wire [79:0] pe_r18_c10__load_terms;
+  wire [47:0] pe_r18_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c10__step;
   wire [31:0] pe_r18_c10__x;
@@ -6492,7 +6492,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c11__en;
   wire pe_r18_c11__first;
   wire pe_r18_c11__load;
-  wire [79:0] pe_r18_c11__load_terms;
+  wire [47:0] pe_r18_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c11__step;
   wire [31:0] pe_r18_c11__x;
@@ -6500,7 +6500,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c12__en;
   wire pe_r18_c12__first;
   wire pe_r18_c12__load;
-  wire [79:0] pe_r18_c12__load_terms;
+  wire [47:0] pe_r18_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c12__step;
   wire [31:0] pe_r18_c12__x;
@@ -6508,7 +6508,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c13__en;
   wire pe_r18_c13__first;
   wire pe_r18_c13__load;
-  wire [79:0] pe_r18_c13__load_terms;
+  wire [47:0] pe_r18_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c13__step;
   wire [31:0] pe_r18_c13__x;
@@ -6516,7 +6516,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c14__en;
   wire pe_r18_c14__first;
   wire pe_r18_c14__load;
-  wire [79:0] pe_r18_c14__load_terms;
+  wire [47:0] pe_r18_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c14__step;
   wire [31:0] pe_r18_c14__x;
@@ -6524,7 +6524,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c15__en;
   wire pe_r18_c15__first;
   wire pe_r18_c15__load;
-  wire [79:0] pe_r18_c15__load_terms;
+  wire [47:0] pe_r18_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c15__step;
   wire [31:0] pe_r18_c15__x;
@@ -6532,7 +6532,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c16__en;
   wire pe_r18_c16__first;
   wire pe_r18_c16__load;
-  wire [79:0] pe_r18_c16__load_terms;
+  wire [47:0] pe_r18_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c16__step;
   wire [31:0] pe_r18_c16__x;
@@ -6540,7 +6540,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c17__en;
   wire pe_r18_c17__first;
   wire pe_r18_c17__load;
-  wire [79:0] pe_r18_c17__load_terms;
+  wire [47:0] pe_r18_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c17__step;
   wire [31:0] pe_r18_c17__x;
@@ -6548,7 +6548,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c18__en;
   wire pe_r18_c18__first;
   wire pe_r18_c18__load;
-  wire [79:0] pe_r18_c18__load_terms;
+  wire [47:0] pe_r18_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c18__step;
   wire [31:0] pe_r18_c18__x;
@@ -6556,7 +6556,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c19__en;
   wire pe_r18_c19__first;
   wire pe_r18_c19__load;
-  wire [79:0] pe_r18_c19__load_terms;
+  wire [47:0] pe_r18_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c19__step;
   wire [31:0] pe_r18_c19__x;
@@ -6564,7 +6564,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c1__en;
   wire pe_r18_c1__first;
   wire pe_r18_c1__load;
-  wire [79:0] pe_r18_c1__load_terms;
+  wire [47:0] pe_r18_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c1__step;
   wire [31:0] pe_r18_c1__x;
@@ -6572,7 +6572,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c20__en;
   wire pe_r18_c20__first;
   wire pe_r18_c20__load;
-  wire [79:0] pe_r18_c20__load_terms;
+  wire [47:0] pe_r18_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c20__step;
   wire [31:0] pe_r18_c20__x;
@@ -6580,7 +6580,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c21__en;
   wire pe_r18_c21__first;
   wire pe_r18_c21__load;
-  wire [79:0] pe_r18_c21__load_terms;
+  wire [47:0] pe_r18_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c21__step;
   wire [31:0] pe_r18_c21__x;
@@ -6588,7 +6588,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c22__en;
   wire pe_r18_c22__first;
   wire pe_r18_c22__load;
-  wire [79:0] pe_r18_c22__load_terms;
+  wire [47:0] pe_r18_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c22__step;
   wire [31:0] pe_r18_c22__x;
@@ -6596,7 +6596,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c23__en;
   wire pe_r18_c23__first;
   wire pe_r18_c23__load;
-  wire [79:0] pe_r18_c23__load_terms;
+  wire [47:0] pe_r18_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c23__step;
   wire [31:0] pe_r18_c23__x;
@@ -6604,7 +6604,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c24__en;
   wire pe_r18_c24__first;
   wire pe_r18_c24__load;
-  wire [79:0] pe_r18_c24__load_terms;
+  wire [47:0] pe_r18_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c24__step;
   wire [31:0] pe_r18_c24__x;
@@ -6612,7 +6612,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c25__en;
   wire pe_r18_c25__first;
   wire pe_r18_c25__load;
-  wire [79:0] pe_r18_c25__load_terms;
+  wire [47:0] pe_r18_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c25__step;
   wire [31:0] pe_r18_c25__x;
@@ -6620,7 +6620,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c26__en;
   wire pe_r18_c26__first;
   wire pe_r18_c26__load;
-  wire [79:0] pe_r18_c26__load_terms;
+  wire [47:0] pe_r18_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c26__step;
   wire [31:0] pe_r18_c26__x;
@@ -6628,7 +6628,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c27__en;
   wire pe_r18_c27__first;
   wire pe_r18_c27__load;
-  wire [79:0] pe_r18_c27__load_terms;
+  wire [47:0] pe_r18_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c27__step;
   wire [31:0] pe_r18_c27__x;
@@ -6636,7 +6636,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c28__en;
   wire pe_r18_c28__first;
   wire pe_r18_c28__load;
-  wire [79:0] pe_r18_c28__load_terms;
+  wire [47:0] pe_r18_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c28__step;
   wire [31:0] pe_r18_c28__x;
@@ -6644,7 +6644,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c29__en;
   wire pe_r18_c29__first;
   wire pe_r18_c29__load;
-  wire [79:0] pe_r18_c29__load_terms;
+  wire [47:0] pe_r18_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c29__step;
   wire [31:0] pe_r18_c29__x;
@@ -6652,7 +6652,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c2__en;
   wire pe_r18_c2__first;
   wire pe_r18_c2__load;
-  wire [79:0] pe_r18_c2__load_terms;
+  wire [47:0] pe_r18_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c2__step;
   wire [31:0] pe_r18_c2__x;
@@ -6660,7 +6660,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c30__en;
   wire pe_r18_c30__first;
   wire pe_r18_c30__load;
-  wire [79:0] pe_r18_c30__load_terms;
+  wire [47:0] pe_r18_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c30__step;
   wire [31:0] pe_r18_c30__x;
@@ -6668,7 +6668,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c31__en;
   wire pe_r18_c31__first;
   wire pe_r18_c31__load;
-  wire [79:0] pe_r18_c31__load_terms;
+  wire [47:0] pe_r18_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c31__step;
   wire [31:0] pe_r18_c31__x;
@@ -6676,7 +6676,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c3__en;
   wire pe_r18_c3__first;
   wire pe_r18_c3__load;
-  wire [79:0] pe_r18_c3__load_terms;
+  wire [47:0] pe_r18_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c3__step;
   wire [31:0] pe_r18_c3__x;
@@ -6684,7 +6684,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c4__en;
   wire pe_r18_c4__first;
   wire pe_r18_c4__load;
-  wire [79:0] pe_r18_c4__load_terms;
+  wire [47:0] pe_r18_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c4__step;
   wire [31:0] pe_r18_c4__x;
@@ -6692,7 +6692,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c5__en;
   wire pe_r18_c5__first;
   wire pe_r18_c5__load;
-  wire [79:0] pe_r18_c5__load_terms;
+  wire [47:0] pe_r18_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c5__step;
   wire [31:0] pe_r18_c5__x;
@@ -6700,7 +6700,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c6__en;
   wire pe_r18_c6__first;
   wire pe_r18_c6__load;
-  wire [79:0] pe_r18_c6__load_terms;
+  wire [47:0] pe_r18_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c6__step;
   wire [31:0] pe_r18_c6__x;
@@ -6708,7 +6708,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c7__en;
   wire pe_r18_c7__first;
   wire pe_r18_c7__load;
-  wire [79:0] pe_r18_c7__load_terms;
+  wire [47:0] pe_r18_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c7__step;
   wire [31:0] pe_r18_c7__x;
@@ -6716,7 +6716,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c8__en;
   wire pe_r18_c8__first;
   wire pe_r18_c8__load;
-  wire [79:0] pe_r18_c8__load_terms;
+  wire [47:0] pe_r18_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c8__step;
   wire [31:0] pe_r18_c8__x;
@@ -6724,7 +6724,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c9__en;
   wire pe_r18_c9__first;
   wire pe_r18_c9__load;
-  wire [79:0] pe_r18_c9__load_terms;
+  wire [47:0] pe_r18_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c9__step;
   wire [31:0] pe_r18_c9__x;
@@ -6732,7 +6732,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c0__en;
   wire pe_r19_c0__first;
   wire pe_r19_c0__load;
-  wire [79:0] pe_r19_c0__load_terms;
+  wire [47:0] pe_r19_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c0__step;
   wire [31:0] pe_r19_c0__x;
@@ -6740,7 +6740,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c10__en;
   wire pe_r19_c10__first;
   wire pe_r19_c10__load;
-  wire [79:0] pe_r19_c10__load_terms;
+  wire [47:0] pe_r19_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c10__step;
   wire [31:0] pe_r19_c10__x;
@@ -6748,7 +6748,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c11__en;
   wire pe_r19_c11__first;
   wire pe_r19_c11__load;
-  wire [79:0] pe_r19_c11__load_terms;
+  wire [47:0] pe_r19_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c11__step;
   wire [31:0] pe_r19_c11__x;
@@ -6756,7 +6756,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c12__en;
   wire pe_r19_c12__first;
   wire pe_r19_c12__load;
-  wire [79:0] pe_r19_c12__load_terms;
+  wire [47:0] pe_r19_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c12__step;
   wire [31:0] pe_r19_c12__x;
@@ -6764,7 +6764,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c13__en;
   wire pe_r19_c13__first;
   wire pe_r19_c13__load;
-  wire [79:0] pe_r19_c13__load_terms;
+  wire [47:0] pe_r19_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c13__step;
   wire [31:0] pe_r19_c13__x;
@@ -6772,7 +6772,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c14__en;
   wire pe_r19_c14__first;
   wire pe_r19_c14__load;
-  wire [79:0] pe_r19_c14__load_terms;
+  wire [47:0] pe_r19_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c14__step;
   wire [31:0] pe_r19_c14__x;
@@ -6780,7 +6780,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c15__en;
   wire pe_r19_c15__first;
   wire pe_r19_c15__load;
-  wire [79:0] pe_r19_c15__load_terms;
+  wire [47:0] pe_r19_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c15__step;
   wire [31:0] pe_r19_c15__x;
@@ -6788,7 +6788,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c16__en;
   wire pe_r19_c16__first;
   wire pe_r19_c16__load;
-  wire [79:0] pe_r19_c16__load_terms;
+  wire [47:0] pe_r19_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c16__step;
   wire [31:0] pe_r19_c16__x;
@@ -6796,7 +6796,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c17__en;
   wire pe_r19_c17__first;
   wire pe_r19_c17__load;
-  wire [79:0] pe_r19_c17__load_terms;
+  wire [47:0] pe_r19_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c17__step;
   wire [31:0] pe_r19_c17__x;
@@ -6804,7 +6804,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c18__en;
   wire pe_r19_c18__first;
   wire pe_r19_c18__load;
-  wire [79:0] pe_r19_c18__load_terms;
+  wire [47:0] pe_r19_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c18__step;
   wire [31:0] pe_r19_c18__x;
@@ -6812,7 +6812,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c19__en;
   wire pe_r19_c19__first;
   wire pe_r19_c19__load;
-  wire [79:0] pe_r19_c19__load_terms;
+  wire [47:0] pe_r19_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c19__step;
   wire [31:0] pe_r19_c19__x;
@@ -6820,7 +6820,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c1__en;
   wire pe_r19_c1__first;
   wire pe_r19_c1__load;
-  wire [79:0] pe_r19_c1__load_terms;
+  wire [47:0] pe_r19_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c1__step;
   wire [31:0] pe_r19_c1__x;
@@ -6828,7 +6828,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c20__en;
   wire pe_r19_c20__first;
   wire pe_r19_c20__load;
-  wire [79:0] pe_r19_c20__load_terms;
+  wire [47:0] pe_r19_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c20__step;
   wire [31:0] pe_r19_c20__x;
@@ -6836,7 +6836,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c21__en;
   wire pe_r19_c21__first;
   wire pe_r19_c21__load;
-  wire [79:0] pe_r19_c21__load_terms;
+  wire [47:0] pe_r19_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c21__step;
   wire [31:0] pe_r19_c21__x;
@@ -6844,7 +6844,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c22__en;
   wire pe_r19_c22__first;
   wire pe_r19_c22__load;
-  wire [79:0] pe_r19_c22__load_terms;
+  wire [47:0] pe_r19_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c22__step;
   wire [31:0] pe_r19_c22__x;
@@ -6852,7 +6852,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c23__en;
   wire pe_r19_c23__first;
   wire pe_r19_c23__load;
-  wire [79:0] pe_r19_c23__load_terms;
+  wire [47:0] pe_r19_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c23__step;
   wire [31:0] pe_r19_c23__x;
@@ -6860,7 +6860,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c24__en;
   wire pe_r19_c24__first;
   wire pe_r19_c24__load;
-  wire [79:0] pe_r19_c24__load_terms;
+  wire [47:0] pe_r19_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c24__step;
   wire [31:0] pe_r19_c24__x;
@@ -6868,7 +6868,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c25__en;
   wire pe_r19_c25__first;
   wire pe_r19_c25__load;
-  wire [79:0] pe_r19_c25__load_terms;
+  wire [47:0] pe_r19_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c25__step;
   wire [31:0] pe_r19_c25__x;
@@ -6876,7 +6876,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c26__en;
   wire pe_r19_c26__first;
   wire pe_r19_c26__load;
-  wire [79:0] pe_r19_c26__load_terms;
+  wire [47:0] pe_r19_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c26__step;
   wire [31:0] pe_r19_c26__x;
@@ -6884,7 +6884,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c27__en;
   wire pe_r19_c27__first;
   wire pe_r19_c27__load;
-  wire [79:0] pe_r19_c27__load_terms;
+  wire [47:0] pe_r19_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c27__step;
   wire [31:0] pe_r19_c27__x;
@@ -6892,7 +6892,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c28__en;
   wire pe_r19_c28__first;
   wire pe_r19_c28__load;
-  wire [79:0] pe_r19_c28__load_terms;
+  wire [47:0] pe_r19_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c28__step;
   wire [31:0] pe_r19_c28__x;
@@ -6900,7 +6900,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c29__en;
   wire pe_r19_c29__first;
   wire pe_r19_c29__load;
-  wire [79:0] pe_r19_c29__load_terms;
+  wire [47:0] pe_r19_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c29__step;
   wire [31:0] pe_r19_c29__x;
@@ -6908,7 +6908,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c2__en;
   wire pe_r19_c2__first;
   wire pe_r19_c2__load;
-  wire [79:0] pe_r19_c2__load_terms;
+  wire [47:0] pe_r19_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c2__step;
   wire [31:0] pe_r19_c2__x;
@@ -6916,7 +6916,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c30__en;
   wire pe_r19_c30__first;
   wire pe_r19_c30__load;
-  wire [79:0] pe_r19_c30__load_terms;
+  wire [47:0] pe_r19_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c30__step;
   wire [31:0] pe_r19_c30__x;
@@ -6924,7 +6924,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c31__en;
   wire pe_r19_c31__first;
   wire pe_r19_c31__load;
-  wire [79:0] pe_r19_c31__load_terms;
+  wire [47:0] pe_r19_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c31__step;
   wire [31:0] pe_r19_c31__x;
@@ -6932,7 +6932,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c3__en;
   wire pe_r19_c3__first;
   wire pe_r19_c3__load;
-  wire [79:0] pe_r19_c3__load_terms;
+  wire [47:0] pe_r19_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c3__step;
   wire [31:0] pe_r19_c3__x;
@@ -6940,7 +6940,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c4__en;
   wire pe_r19_c4__first;
   wire pe_r19_c4__load;
-  wire [79:0] pe_r19_c4__load_terms;
+  wire [47:0] pe_r19_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c4__step;
   wire [31:0] pe_r19_c4__x;
@@ -6948,7 +6948,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c5__en;
   wire pe_r19_c5__first;
   wire pe_r19_c5__load;
-  wire [79:0] pe_r19_c5__load_terms;
+  wire [47:0] pe_r19_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c5__step;
   wire [31:0] pe_r19_c5__x;
@@ -6956,7 +6956,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c6__en;
   wire pe_r19_c6__first;
   wire pe_r19_c6__load;
-  wire [79:0] pe_r19_c6__load_terms;
+  wire [47:0] pe_r19_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c6__step;
   wire [31:0] pe_r19_c6__x;
@@ -6964,7 +6964,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c7__en;
   wire pe_r19_c7__first;
   wire pe_r19_c7__load;
-  wire [79:0] pe_r19_c7__load_terms;
+  wire [47:0] pe_r19_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c7__step;
   wire [31:0] pe_r19_c7__x;
@@ -6972,7 +6972,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c8__en;
   wire pe_r19_c8__first;
   wire pe_r19_c8__load;
-  wire [79:0] pe_r19_c8__load_terms;
+  wire [47:0] pe_r19_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c8__step;
   wire [31:0] pe_r19_c8__x;
@@ -6980,7 +6980,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c9__en;
   wire pe_r19_c9__first;
   wire pe_r19_c9__load;
-  wire [79:0] pe_r19_c9__load_terms;
+  wire [47:0] pe_r19_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c9__step;
   wire [31:0] pe_r19_c9__x;
@@ -6988,7 +6988,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c0__en;
   wire pe_r1_c0__first;
   wire pe_r1_c0__load;
-  wire [79:0] pe_r1_c0__load_terms;
+  wire [47:0] pe_r1_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c0__step;
   wire [31:0] pe_r1_c0__x;
@@ -6996,7 +6996,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c10__en;
   wire pe_r1_c10__first;
   wire pe_r1_c10__load;
-  wire [79:0] pe_r1_c10__load_terms;
+  wire [47:0] pe_r1_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c10__step;
   wire [31:0] pe_r1_c10__x;
@@ -7004,7 +7004,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c11__en;
   wire pe_r1_c11__first;
   wire pe_r1_c11__load;
-  wire [79:0] pe_r1_c11__load_terms;
+  wire [47:0] pe_r1_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c11__step;
   wire [31:0] pe_r1_c11__x;
@@ -7012,7 +7012,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c12__en;
   wire pe_r1_c12__first;
   wire pe_r1_c12__load;
-  wire [79:0] pe_r1_c12__load_terms;
+  wire [47:0] pe_r1_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c12__step;
   wire [31:0] pe_r1_c12__x;
@@ -7020,7 +7020,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c13__en;
   wire pe_r1_c13__first;
   wire pe_r1_c13__load;
-  wire [79:0] pe_r1_c13__load_terms;
+  wire [47:0] pe_r1_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c13__step;
   wire [31:0] pe_r1_c13__x;
@@ -7028,7 +7028,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c14__en;
   wire pe_r1_c14__first;
   wire pe_r1_c14__load;
-  wire [79:0] pe_r1_c14__load_terms;
+  wire [47:0] pe_r1_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c14__step;
   wire [31:0] pe_r1_c14__x;
@@ -7036,7 +7036,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c15__en;
   wire pe_r1_c15__first;
   wire pe_r1_c15__load;
-  wire [79:0] pe_r1_c15__load_terms;
+  wire [47:0] pe_r1_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c15__step;
   wire [31:0] pe_r1_c15__x;
@@ -7044,7 +7044,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c16__en;
   wire pe_r1_c16__first;
   wire pe_r1_c16__load;
-  wire [79:0] pe_r1_c16__load_terms;
+  wire [47:0] pe_r1_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c16__step;
   wire [31:0] pe_r1_c16__x;
@@ -7052,7 +7052,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c17__en;
   wire pe_r1_c17__first;
   wire pe_r1_c17__load;
-  wire [79:0] pe_r1_c17__load_terms;
+  wire [47:0] pe_r1_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c17__step;
   wire [31:0] pe_r1_c17__x;
@@ -7060,7 +7060,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c18__en;
   wire pe_r1_c18__first;
   wire pe_r1_c18__load;
-  wire [79:0] pe_r1_c18__load_terms;
+  wire [47:0] pe_r1_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c18__step;
   wire [31:0] pe_r1_c18__x;
@@ -7068,7 +7068,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c19__en;
   wire pe_r1_c19__first;
   wire pe_r1_c19__load;
-  wire [79:0] pe_r1_c19__load_terms;
+  wire [47:0] pe_r1_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c19__step;
   wire [31:0] pe_r1_c19__x;
@@ -7076,7 +7076,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c1__en;
   wire pe_r1_c1__first;
   wire pe_r1_c1__load;
-  wire [79:0] pe_r1_c1__load_terms;
+  wire [47:0] pe_r1_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c1__step;
   wire [31:0] pe_r1_c1__x;
@@ -7084,7 +7084,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c20__en;
   wire pe_r1_c20__first;
   wire pe_r1_c20__load;
-  wire [79:0] pe_r1_c20__load_terms;
+  wire [47:0] pe_r1_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c20__step;
   wire [31:0] pe_r1_c20__x;
@@ -7092,7 +7092,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c21__en;
   wire pe_r1_c21__first;
   wire pe_r1_c21__load;
-  wire [79:0] pe_r1_c21__load_terms;
+  wire [47:0] pe_r1_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c21__step;
   wire [31:0] pe_r1_c21__x;
@@ -7100,7 +7100,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c22__en;
   wire pe_r1_c22__first;
   wire pe_r1_c22__load;
-  wire [79:0] pe_r1_c22__load_terms;
+  wire [47:0] pe_r1_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c22__step;
   wire [31:0] pe_r1_c22__x;
@@ -7108,7 +7108,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c23__en;
   wire pe_r1_c23__first;
   wire pe_r1_c23__load;
-  wire [79:0] pe_r1_c23__load_terms;
+  wire [47:0] pe_r1_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c23__step;
   wire [31:0] pe_r1_c23__x;
@@ -7116,7 +7116,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c24__en;
   wire pe_r1_c24__first;
   wire pe_r1_c24__load;
-  wire [79:0] pe_r1_c24__load_terms;
+  wire [47:0] pe_r1_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c24__step;
   wire [31:0] pe_r1_c24__x;
@@ -7124,7 +7124,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c25__en;
   wire pe_r1_c25__first;
   wire pe_r1_c25__load;
-  wire [79:0] pe_r1_c25__load_terms;
+  wire [47:0] pe_r1_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c25__step;
   wire [31:0] pe_r1_c25__x;
@@ -7132,7 +7132,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c26__en;
   wire pe_r1_c26__first;
   wire pe_r1_c26__load;
-  wire [79:0] pe_r1_c26__load_terms;
+  wire [47:0] pe_r1_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c26__step;
   wire [31:0] pe_r1_c26__x;
@@ -7140,7 +7140,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c27__en;
   wire pe_r1_c27__first;
   wire pe_r1_c27__load;
-  wire [79:0] pe_r1_c27__load_terms;
+  wire [47:0] pe_r1_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c27__step;
   wire [31:0] pe_r1_c27__x;
@@ -7148,7 +7148,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c28__en;
   wire pe_r1_c28__first;
   wire pe_r1_c28__load;
-  wire [79:0] pe_r1_c28__load_terms;
+  wire [47:0] pe_r1_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c28__step;
   wire [31:0] pe_r1_c28__x;
@@ -7156,7 +7156,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c29__en;
   wire pe_r1_c29__first;
   wire pe_r1_c29__load;
-  wire [79:0] pe_r1_c29__load_terms;
+  wire [47:0] pe_r1_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c29__step;
   wire [31:0] pe_r1_c29__x;
@@ -7164,7 +7164,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c2__en;
   wire pe_r1_c2__first;
   wire pe_r1_c2__load;
-  wire [79:0] pe_r1_c2__load_terms;
+  wire [47:0] pe_r1_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c2__step;
   wire [31:0] pe_r1_c2__x;
@@ -7172,7 +7172,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c30__en;
   wire pe_r1_c30__first;
   wire pe_r1_c30__load;
-  wire [79:0] pe_r1_c30__load_terms;
+  wire [47:0] pe_r1_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c30__step;
   wire [31:0] pe_r1_c30__x;
@@ -7180,7 +7180,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c31__en;
   wire pe_r1_c31__first;
   wire pe_r1_c31__load;
-  wire [79:0] pe_r1_c31__load_terms;
+  wire [47:0] pe_r1_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c31__step;
   wire [31:0] pe_r1_c31__x;
@@ -7188,7 +7188,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c3__en;
   wire pe_r1_c3__first;
   wire pe_r1_c3__load;
-  wire [79:0] pe_r1_c3__load_terms;
+  wire [47:0] pe_r1_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c3__step;
   wire [31:0] pe_r1_c3__x;
@@ -7196,7 +7196,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c4__en;
   wire pe_r1_c4__first;
   wire pe_r1_c4__load;
-  wire [79:0] pe_r1_c4__load_terms;
+  wire [47:0] pe_r1_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c4__step;
   wire [31:0] pe_r1_c4__x;
@@ -7204,7 +7204,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c5__en;
   wire pe_r1_c5__first;
   wire pe_r1_c5__load;
-  wire [79:0] pe_r1_c5__load_terms;
+  wire [47:0] pe_r1_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c5__step;
   wire [31:0] pe_r1_c5__x;
@@ -7212,7 +7212,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c6__en;
   wire pe_r1_c6__first;
   wire pe_r1_c6__load;
-  wire [79:0] pe_r1_c6__load_terms;
+  wire [47:0] pe_r1_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c6__step;
   wire [31:0] pe_r1_c6__x;
@@ -7220,7 +7220,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c7__en;
   wire pe_r1_c7__first;
   wire pe_r1_c7__load;
-  wire [79:0] pe_r1_c7__load_terms;
+  wire [47:0] pe_r1_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c7__step;
   wire [31:0] pe_r1_c7__x;
@@ -7228,7 +7228,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c8__en;
   wire pe_r1_c8__first;
   wire pe_r1_c8__load;
-  wire [79:0] pe_r1_c8__load_terms;
+  wire [47:0] pe_r1_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c8__step;
   wire [31:0] pe_r1_c8__x;
@@ -7236,7 +7236,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c9__en;
   wire pe_r1_c9__first;
   wire pe_r1_c9__load;
-  wire [79:0] pe_r1_c9__load_terms;
+  wire [47:0] pe_r1_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c9__step;
   wire [31:0] pe_r1_c9__x;
@@ -7244,7 +7244,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c0__en;
   wire pe_r20_c0__first;
   wire pe_r20_c0__load;
-  wire [79:0] pe_r20_c0__load_terms;
+  wire [47:0] pe_r20_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c0__step;
   wire [31:0] pe_r20_c0__x;
@@ -7252,7 +7252,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c10__en;
   wire pe_r20_c10__first;
   wire pe_r20_c10__load;
-  wire [79:0] pe_r20_c10__load_terms;
+  wire [47:0] pe_r20_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c10__step;
   wire [31:0] pe_r20_c10__x;
@@ -7260,7 +7260,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c11__en;
   wire pe_r20_c11__first;
   wire pe_r20_c11__load;
-  wire [79:0] pe_r20_c11__load_terms;
+  wire [47:0] pe_r20_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c11__step;
   wire [31:0] pe_r20_c11__x;
@@ -7268,7 +7268,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c12__en;
   wire pe_r20_c12__first;
   wire pe_r20_c12__load;
-  wire [79:0] pe_r20_c12__load_terms;
+  wire [47:0] pe_r20_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c12__step;
   wire [31:0] pe_r20_c12__x;
@@ -7276,7 +7276,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c13__en;
   wire pe_r20_c13__first;
   wire pe_r20_c13__load;
-  wire [79:0] pe_r20_c13__load_terms;
+  wire [47:0] pe_r20_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c13__step;
   wire [31:0] pe_r20_c13__x;
@@ -7284,7 +7284,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c14__en;
   wire pe_r20_c14__first;
   wire pe_r20_c14__load;
-  wire [79:0] pe_r20_c14__load_terms;
+  wire [47:0] pe_r20_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c14__step;
   wire [31:0] pe_r20_c14__x;
@@ -7292,7 +7292,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c15__en;
   wire pe_r20_c15__first;
   wire pe_r20_c15__load;
-  wire [79:0] pe_r20_c15__load_terms;
+  wire [47:0] pe_r20_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c15__step;
   wire [31:0] pe_r20_c15__x;
@@ -7300,7 +7300,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c16__en;
   wire pe_r20_c16__first;
   wire pe_r20_c16__load;
-  wire [79:0] pe_r20_c16__load_terms;
+  wire [47:0] pe_r20_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c16__step;
   wire [31:0] pe_r20_c16__x;
@@ -7308,7 +7308,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c17__en;
   wire pe_r20_c17__first;
   wire pe_r20_c17__load;
-  wire [79:0] pe_r20_c17__load_terms;
+  wire [47:0] pe_r20_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c17__step;
   wire [31:0] pe_r20_c17__x;
@@ -7316,7 +7316,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c18__en;
   wire pe_r20_c18__first;
   wire pe_r20_c18__load;
-  wire [79:0] pe_r20_c18__load_terms;
+  wire [47:0] pe_r20_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c18__step;
   wire [31:0] pe_r20_c18__x;
@@ -7324,7 +7324,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c19__en;
   wire pe_r20_c19__first;
   wire pe_r20_c19__load;
-  wire [79:0] pe_r20_c19__load_terms;
+  wire [47:0] pe_r20_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c19__step;
   wire [31:0] pe_r20_c19__x;
@@ -7332,7 +7332,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c1__en;
   wire pe_r20_c1__first;
   wire pe_r20_c1__load;
-  wire [79:0] pe_r20_c1__load_terms;
+  wire [47:0] pe_r20_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c1__step;
   wire [31:0] pe_r20_c1__x;
@@ -7340,7 +7340,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c20__en;
   wire pe_r20_c20__first;
   wire pe_r20_c20__load;
-  wire [79:0] pe_r20_c20__load_terms;
+  wire [47:0] pe_r20_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c20__step;
   wire [31:0] pe_r20_c20__x;
@@ -7348,7 +7348,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c21__en;
   wire pe_r20_c21__first;
   wire pe_r20_c21__load;
-  wire [79:0] pe_r20_c21__load_terms;
+  wire [47:0] pe_r20_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c21__step;
   wire [31:0] pe_r20_c21__x;
@@ -7356,7 +7356,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c22__en;
   wire pe_r20_c22__first;
   wire pe_r20_c22__load;
-  wire [79:0] pe_r20_c22__load_terms;
+  wire [47:0] pe_r20_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c22__step;
   wire [31:0] pe_r20_c22__x;
@@ -7364,7 +7364,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c23__en;
   wire pe_r20_c23__first;
   wire pe_r20_c23__load;
-  wire [79:0] pe_r20_c23__load_terms;
+  wire [47:0] pe_r20_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c23__step;
   wire [31:0] pe_r20_c23__x;
@@ -7372,7 +7372,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c24__en;
   wire pe_r20_c24__first;
   wire pe_r20_c24__load;
-  wire [79:0] pe_r20_c24__load_terms;
+  wire [47:0] pe_r20_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c24__step;
   wire [31:0] pe_r20_c24__x;
@@ -7380,7 +7380,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c25__en;
   wire pe_r20_c25__first;
   wire pe_r20_c25__load;
-  wire [79:0] pe_r20_c25__load_terms;
+  wire [47:0] pe_r20_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c25__step;
   wire [31:0] pe_r20_c25__x;
@@ -7388,7 +7388,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c26__en;
   wire pe_r20_c26__first;
   wire pe_r20_c26__load;
-  wire [79:0] pe_r20_c26__load_terms;
+  wire [47:0] pe_r20_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c26__step;
   wire [31:0] pe_r20_c26__x;
@@ -7396,7 +7396,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c27__en;
   wire pe_r20_c27__first;
   wire pe_r20_c27__load;
-  wire [79:0] pe_r20_c27__load_terms;
+  wire [47:0] pe_r20_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c27__step;
   wire [31:0] pe_r20_c27__x;
@@ -7404,7 +7404,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c28__en;
   wire pe_r20_c28__first;
   wire pe_r20_c28__load;
-  wire [79:0] pe_r20_c28__load_terms;
+  wire [47:0] pe_r20_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c28__step;
   wire [31:0] pe_r20_c28__x;
@@ -7412,7 +7412,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c29__en;
   wire pe_r20_c29__first;
   wire pe_r20_c29__load;
-  wire [79:0] pe_r20_c29__load_terms;
+  wire [47:0] pe_r20_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c29__step;
   wire [31:0] pe_r20_c29__x;
@@ -7420,7 +7420,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c2__en;
   wire pe_r20_c2__first;
   wire pe_r20_c2__load;
-  wire [79:0] pe_r20_c2__load_terms;
+  wire [47:0] pe_r20_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c2__step;
   wire [31:0] pe_r20_c2__x;
@@ -7428,7 +7428,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c30__en;
   wire pe_r20_c30__first;
   wire pe_r20_c30__load;
-  wire [79:0] pe_r20_c30__load_terms;
+  wire [47:0] pe_r20_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c30__step;
   wire [31:0] pe_r20_c30__x;
@@ -7436,7 +7436,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c31__en;
   wire pe_r20_c31__first;
   wire pe_r20_c31__load;
-  wire [79:0] pe_r20_c31__load_terms;
+  wire [47:0] pe_r20_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c31__step;
   wire [31:0] pe_r20_c31__x;
@@ -7444,7 +7444,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c3__en;
   wire pe_r20_c3__first;
   wire pe_r20_c3__load;
-  wire [79:0] pe_r20_c3__load_terms;
+  wire [47:0] pe_r20_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c3__step;
   wire [31:0] pe_r20_c3__x;
@@ -7452,7 +7452,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c4__en;
   wire pe_r20_c4__first;
   wire pe_r20_c4__load;
-  wire [79:0] pe_r20_c4__load_terms;
+  wire [47:0] pe_r20_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c4__step;
   wire [31:0] pe_r20_c4__x;
@@ -7460,7 +7460,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c5__en;
   wire pe_r20_c5__first;
   wire pe_r20_c5__load;
-  wire [79:0] pe_r20_c5__load_terms;
+  wire [47:0] pe_r20_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c5__step;
   wire [31:0] pe_r20_c5__x;
@@ -7468,7 +7468,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c6__en;
   wire pe_r20_c6__first;
   wire pe_r20_c6__load;
-  wire [79:0] pe_r20_c6__load_terms;
+  wire [47:0] pe_r20_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c6__step;
   wire [31:0] pe_r20_c6__x;
@@ -7476,7 +7476,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c7__en;
   wire pe_r20_c7__first;
   wire pe_r20_c7__load;
-  wire [79:0] pe_r20_c7__load_terms;
+  wire [47:0] pe_r20_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c7__step;
   wire [31:0] pe_r20_c7__x;
@@ -7484,7 +7484,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c8__en;
   wire pe_r20_c8__first;
   wire pe_r20_c8__load;
-  wire [79:0] pe_r20_c8__load_terms;
+  wire [47:0] pe_r20_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c8__step;
   wire [31:0] pe_r20_c8__x;
@@ -7492,7 +7492,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c9__en;
   wire pe_r20_c9__first;
   wire pe_r20_c9__load;
-  wire [79:0] pe_r20_c9__load_terms;
+  wire [47:0] pe_r20_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c9__step;
   wire [31:0] pe_r20_c9__x;
@@ -7500,7 +7500,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c0__en;
   wire pe_r21_c0__first;
   wire pe_r21_c0__load;
-  wire [79:0] pe_r21_c0__load_terms;
+  wire [47:0] pe_r21_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c0__step;
   wire [31:0] pe_r21_c0__x;
@@ -7508,7 +7508,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c10__en;
   wire pe_r21_c10__first;
   wire pe_r21_c10__load;
-  wire [79:0] pe_r21_c10__load_terms;
+  wire [47:0] pe_r21_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c10__step;
   wire [31:0] pe_r21_c10__x;
@@ -7516,7 +7516,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c11__en;
   wire pe_r21_c11__first;
   wire pe_r21_c11__load;
-  wire [79:0] pe_r21_c11__load_terms;
+  wire [47:0] pe_r21_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c11__step;
   wire [31:0] pe_r21_c11__x;
@@ -7524,7 +7524,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c12__en;
   wire pe_r21_c12__first;
   wire pe_r21_c12__load;
-  wire [79:0] pe_r21_c12__load_terms;
+  wire [47:0] pe_r21_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c12__step;
   wire [31:0] pe_r21_c12__x;
@@ -7532,7 +7532,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c13__en;
   wire pe_r21_c13__first;
   wire pe_r21_c13__load;
-  wire [79:0] pe_r21_c13__load_terms;
+  wire [47:0] pe_r21_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c13__step;
   wire [31:0] pe_r21_c13__x;
@@ -7540,7 +7540,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c14__en;
   wire pe_r21_c14__first;
   wire pe_r21_c14__load;
-  wire [79:0] pe_r21_c14__load_terms;
+  wire [47:0] pe_r21_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c14__step;
   wire [31:0] pe_r21_c14__x;
@@ -7548,7 +7548,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c15__en;
   wire pe_r21_c15__first;
   wire pe_r21_c15__load;
-  wire [79:0] pe_r21_c15__load_terms;
+  wire [47:0] pe_r21_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c15__step;
   wire [31:0] pe_r21_c15__x;
@@ -7556,7 +7556,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c16__en;
   wire pe_r21_c16__first;
   wire pe_r21_c16__load;
-  wire [79:0] pe_r21_c16__load_terms;
+  wire [47:0] pe_r21_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c16__step;
   wire [31:0] pe_r21_c16__x;
@@ -7564,7 +7564,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c17__en;
   wire pe_r21_c17__first;
   wire pe_r21_c17__load;
-  wire [79:0] pe_r21_c17__load_terms;
+  wire [47:0] pe_r21_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c17__step;
   wire [31:0] pe_r21_c17__x;
@@ -7572,7 +7572,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c18__en;
   wire pe_r21_c18__first;
   wire pe_r21_c18__load;
-  wire [79:0] pe_r21_c18__load_terms;
+  wire [47:0] pe_r21_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c18__step;
   wire [31:0] pe_r21_c18__x;
@@ -7580,7 +7580,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c19__en;
   wire pe_r21_c19__first;
   wire pe_r21_c19__load;
-  wire [79:0] pe_r21_c19__load_terms;
+  wire [47:0] pe_r21_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c19__step;
   wire [31:0] pe_r21_c19__x;
@@ -7588,7 +7588,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c1__en;
   wire pe_r21_c1__first;
   wire pe_r21_c1__load;
-  wire [79:0] pe_r21_c1__load_terms;
+  wire [47:0] pe_r21_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c1__step;
   wire [31:0] pe_r21_c1__x;
@@ -7596,7 +7596,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c20__en;
   wire pe_r21_c20__first;
   wire pe_r21_c20__load;
-  wire [79:0] pe_r21_c20__load_terms;
+  wire [47:0] pe_r21_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c20__step;
   wire [31:0] pe_r21_c20__x;
@@ -7604,7 +7604,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c21__en;
   wire pe_r21_c21__first;
   wire pe_r21_c21__load;
-  wire [79:0] pe_r21_c21__load_terms;
+  wire [47:0] pe_r21_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c21__step;
   wire [31:0] pe_r21_c21__x;
@@ -7612,7 +7612,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c22__en;
   wire pe_r21_c22__first;
   wire pe_r21_c22__load;
-  wire [79:0] pe_r21_c22__load_terms;
+  wire [47:0] pe_r21_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c22__step;
   wire [31:0] pe_r21_c22__x;
@@ -7620,7 +7620,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c23__en;
   wire pe_r21_c23__first;
   wire pe_r21_c23__load;
-  wire [79:0] pe_r21_c23__load_terms;
+  wire [47:0] pe_r21_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c23__step;
   wire [31:0] pe_r21_c23__x;
@@ -7628,7 +7628,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c24__en;
   wire pe_r21_c24__first;
   wire pe_r21_c24__load;
-  wire [79:0] pe_r21_c24__load_terms;
+  wire [47:0] pe_r21_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c24__step;
   wire [31:0] pe_r21_c24__x;
@@ -7636,7 +7636,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c25__en;
   wire pe_r21_c25__first;
   wire pe_r21_c25__load;
-  wire [79:0] pe_r21_c25__load_terms;
+  wire [47:0] pe_r21_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c25__step;
   wire [31:0] pe_r21_c25__x;
@@ -7644,7 +7644,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c26__en;
   wire pe_r21_c26__first;
   wire pe_r21_c26__load;
-  wire [79:0] pe_r21_c26__load_terms;
+  wire [47:0] pe_r21_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c26__step;
   wire [31:0] pe_r21_c26__x;
@@ -7652,7 +7652,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c27__en;
   wire pe_r21_c27__first;
   wire pe_r21_c27__load;
-  wire [79:0] pe_r21_c27__load_terms;
+  wire [47:0] pe_r21_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c27__step;
   wire [31:0] pe_r21_c27__x;
@@ -7660,7 +7660,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c28__en;
   wire pe_r21_c28__first;
   wire pe_r21_c28__load;
-  wire [79:0] pe_r21_c28__load_terms;
+  wire [47:0] pe_r21_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c28__step;
   wire [31:0] pe_r21_c28__x;
@@ -7668,7 +7668,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c29__en;
   wire pe_r21_c29__first;
   wire pe_r21_c29__load;
-  wire [79:0] pe_r21_c29__load_terms;
+  wire [47:0] pe_r21_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c29__step;
   wire [31:0] pe_r21_c29__x;
@@ -7676,7 +7676,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c2__en;
   wire pe_r21_c2__first;
   wire pe_r21_c2__load;
-  wire [79:0] pe_r21_c2__load_terms;
+  wire [47:0] pe_r21_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c2__step;
   wire [31:0] pe_r21_c2__x;
@@ -7684,7 +7684,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c30__en;
   wire pe_r21_c30__first;
   wire pe_r21_c30__load;
-  wire [79:0] pe_r21_c30__load_terms;
+  wire [47:0] pe_r21_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c30__step;
   wire [31:0] pe_r21_c30__x;
@@ -7692,7 +7692,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c31__en;
   wire pe_r21_c31__first;
   wire pe_r21_c31__load;
-  wire [79:0] pe_r21_c31__load_terms;
+  wire [47:0] pe_r21_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c31__step;
   wire [31:0] pe_r21_c31__x;
@@ -7700,7 +7700,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c3__en;
   wire pe_r21_c3__first;
   wire pe_r21_c3__load;
-  wire [79:0] pe_r21_c3__load_terms;
+  wire [47:0] pe_r21_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c3__step;
   wire [31:0] pe_r21_c3__x;
@@ -7708,7 +7708,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c4__en;
   wire pe_r21_c4__first;
   wire pe_r21_c4__load;
-  wire [79:0] pe_r21_c4__load_terms;
+  wire [47:0] pe_r21_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c4__step;
   wire [31:0] pe_r21_c4__x;
@@ -7716,7 +7716,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c5__en;
   wire pe_r21_c5__first;
   wire pe_r21_c5__load;
-  wire [79:0] pe_r21_c5__load_terms;
+  wire [47:0] pe_r21_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c5__step;
   wire [31:0] pe_r21_c5__x;
@@ -7724,7 +7724,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c6__en;
   wire pe_r21_c6__first;
   wire pe_r21_c6__load;
-  wire [79:0] pe_r21_c6__load_terms;
+  wire [47:0] pe_r21_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c6__step;
   wire [31:0] pe_r21_c6__x;
@@ -7732,7 +7732,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c7__en;
   wire pe_r21_c7__first;
   wire pe_r21_c7__load;
-  wire [79:0] pe_r21_c7__load_terms;
+  wire [47:0] pe_r21_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c7__step;
   wire [31:0] pe_r21_c7__x;
@@ -7740,7 +7740,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c8__en;
   wire pe_r21_c8__first;
   wire pe_r21_c8__load;
-  wire [79:0] pe_r21_c8__load_terms;
+  wire [47:0] pe_r21_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c8__step;
   wire [31:0] pe_r21_c8__x;
@@ -7748,7 +7748,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c9__en;
   wire pe_r21_c9__first;
   wire pe_r21_c9__load;
-  wire [79:0] pe_r21_c9__load_terms;
+  wire [47:0] pe_r21_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c9__step;
   wire [31:0] pe_r21_c9__x;
@@ -7756,7 +7756,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c0__en;
   wire pe_r22_c0__first;
   wire pe_r22_c0__load;
-  wire [79:0] pe_r22_c0__load_terms;
+  wire [47:0] pe_r22_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c0__step;
   wire [31:0] pe_r22_c0__x;
@@ -7764,7 +7764,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c10__en;
   wire pe_r22_c10__first;
   wire pe_r22_c10__load;
-  wire [79:0] pe_r22_c10__load_terms;
+  wire [47:0] pe_r22_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c10__step;
   wire [31:0] pe_r22_c10__x;
@@ -7772,7 +7772,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c11__en;
   wire pe_r22_c11__first;
   wire pe_r22_c11__load;
-  wire [79:0] pe_r22_c11__load_terms;
+  wire [47:0] pe_r22_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c11__step;
   wire [31:0] pe_r22_c11__x;
@@ -7780,7 +7780,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c12__en;
   wire pe_r22_c12__first;
   wire pe_r22_c12__load;
-  wire [79:0] pe_r22_c12__load_terms;
+  wire [47:0] pe_r22_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c12__step;
   wire [31:0] pe_r22_c12__x;
@@ -7788,7 +7788,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c13__en;
   wire pe_r22_c13__first;
   wire pe_r22_c13__load;
-  wire [79:0] pe_r22_c13__load_terms;
+  wire [47:0] pe_r22_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c13__step;
   wire [31:0] pe_r22_c13__x;
@@ -7796,7 +7796,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c14__en;
   wire pe_r22_c14__first;
   wire pe_r22_c14__load;
-  wire [79:0] pe_r22_c14__load_terms;
+  wire [47:0] pe_r22_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c14__step;
   wire [31:0] pe_r22_c14__x;
@@ -7804,7 +7804,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c15__en;
   wire pe_r22_c15__first;
   wire pe_r22_c15__load;
-  wire [79:0] pe_r22_c15__load_terms;
+  wire [47:0] pe_r22_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c15__step;
   wire [31:0] pe_r22_c15__x;
@@ -7812,7 +7812,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c16__en;
   wire pe_r22_c16__first;
   wire pe_r22_c16__load;
-  wire [79:0] pe_r22_c16__load_terms;
+  wire [47:0] pe_r22_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c16__step;
   wire [31:0] pe_r22_c16__x;
@@ -7820,7 +7820,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c17__en;
   wire pe_r22_c17__first;
   wire pe_r22_c17__load;
-  wire [79:0] pe_r22_c17__load_terms;
+  wire [47:0] pe_r22_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c17__step;
   wire [31:0] pe_r22_c17__x;
@@ -7828,7 +7828,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c18__en;
   wire pe_r22_c18__first;
   wire pe_r22_c18__load;
-  wire [79:0] pe_r22_c18__load_terms;
+  wire [47:0] pe_r22_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c18__step;
   wire [31:0] pe_r22_c18__x;
@@ -7836,7 +7836,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c19__en;
   wire pe_r22_c19__first;
   wire pe_r22_c19__load;
-  wire [79:0] pe_r22_c19__load_terms;
+  wire [47:0] pe_r22_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c19__step;
   wire [31:0] pe_r22_c19__x;
@@ -7844,7 +7844,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c1__en;
   wire pe_r22_c1__first;
   wire pe_r22_c1__load;
-  wire [79:0] pe_r22_c1__load_terms;
+  wire [47:0] pe_r22_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c1__step;
   wire [31:0] pe_r22_c1__x;
@@ -7852,7 +7852,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c20__en;
   wire pe_r22_c20__first;
   wire pe_r22_c20__load;
-  wire [79:0] pe_r22_c20__load_terms;
+  wire [47:0] pe_r22_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c20__step;
   wire [31:0] pe_r22_c20__x;
@@ -7860,7 +7860,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c21__en;
   wire pe_r22_c21__first;
   wire pe_r22_c21__load;
-  wire [79:0] pe_r22_c21__load_terms;
+  wire [47:0] pe_r22_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c21__step;
   wire [31:0] pe_r22_c21__x;
@@ -7868,7 +7868,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c22__en;
   wire pe_r22_c22__first;
   wire pe_r22_c22__load;
-  wire [79:0] pe_r22_c22__load_terms;
+  wire [47:0] pe_r22_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c22__step;
   wire [31:0] pe_r22_c22__x;
@@ -7876,7 +7876,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c23__en;
   wire pe_r22_c23__first;
   wire pe_r22_c23__load;
-  wire [79:0] pe_r22_c23__load_terms;
+  wire [47:0] pe_r22_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c23__step;
   wire [31:0] pe_r22_c23__x;
@@ -7884,7 +7884,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c24__en;
   wire pe_r22_c24__first;
   wire pe_r22_c24__load;
-  wire [79:0] pe_r22_c24__load_terms;
+  wire [47:0] pe_r22_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c24__step;
   wire [31:0] pe_r22_c24__x;
@@ -7892,7 +7892,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c25__en;
   wire pe_r22_c25__first;
   wire pe_r22_c25__load;
-  wire [79:0] pe_r22_c25__load_terms;
+  wire [47:0] pe_r22_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c25__step;
   wire [31:0] pe_r22_c25__x;
@@ -7900,7 +7900,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c26__en;
   wire pe_r22_c26__first;
   wire pe_r22_c26__load;
-  wire [79:0] pe_r22_c26__load_terms;
+  wire [47:0] pe_r22_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c26__step;
   wire [31:0] pe_r22_c26__x;
@@ -7908,7 +7908,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c27__en;
   wire pe_r22_c27__first;
   wire pe_r22_c27__load;
-  wire [79:0] pe_r22_c27__load_terms;
+  wire [47:0] pe_r22_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c27__step;
   wire [31:0] pe_r22_c27__x;
@@ -7916,7 +7916,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c28__en;
   wire pe_r22_c28__first;
   wire pe_r22_c28__load;
-  wire [79:0] pe_r22_c28__load_terms;
+  wire [47:0] pe_r22_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c28__step;
   wire [31:0] pe_r22_c28__x;
@@ -7924,7 +7924,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c29__en;
   wire pe_r22_c29__first;
   wire pe_r22_c29__load;
-  wire [79:0] pe_r22_c29__load_terms;
+  wire [47:0] pe_r22_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c29__step;
   wire [31:0] pe_r22_c29__x;
@@ -7932,7 +7932,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c2__en;
   wire pe_r22_c2__first;
   wire pe_r22_c2__load;
-  wire [79:0] pe_r22_c2__load_terms;
+  wire [47:0] pe_r22_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c2__step;
   wire [31:0] pe_r22_c2__x;
@@ -7940,7 +7940,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c30__en;
   wire pe_r22_c30__first;
   wire pe_r22_c30__load;
-  wire [79:0] pe_r22_c30__load_terms;
+  wire [47:0] pe_r22_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c30__step;
   wire [31:0] pe_r22_c30__x;
@@ -7948,7 +7948,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c31__en;
   wire pe_r22_c31__first;
   wire pe_r22_c31__load;
-  wire [79:0] pe_r22_c31__load_terms;
+  wire [47:0] pe_r22_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c31__step;
   wire [31:0] pe_r22_c31__x;
@@ -7956,7 +7956,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c3__en;
   wire pe_r22_c3__first;
   wire pe_r22_c3__load;
-  wire [79:0] pe_r22_c3__load_terms;
+  wire [47:0] pe_r22_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c3__step;
   wire [31:0] pe_r22_c3__x;
@@ -7964,7 +7964,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c4__en;
   wire pe_r22_c4__first;
   wire pe_r22_c4__load;
-  wire [79:0] pe_r22_c4__load_terms;
+  wire [47:0] pe_r22_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c4__step;
   wire [31:0] pe_r22_c4__x;
@@ -7972,7 +7972,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c5__en;
   wire pe_r22_c5__first;
   wire pe_r22_c5__load;
-  wire [79:0] pe_r22_c5__load_terms;
+  wire [47:0] pe_r22_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c5__step;
   wire [31:0] pe_r22_c5__x;
@@ -7980,7 +7980,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c6__en;
   wire pe_r22_c6__first;
   wire pe_r22_c6__load;
-  wire [79:0] pe_r22_c6__load_terms;
+  wire [47:0] pe_r22_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c6__step;
   wire [31:0] pe_r22_c6__x;
@@ -7988,7 +7988,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c7__en;
   wire pe_r22_c7__first;
   wire pe_r22_c7__load;
-  wire [79:0] pe_r22_c7__load_terms;
+  wire [47:0] pe_r22_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c7__step;
   wire [31:0] pe_r22_c7__x;
@@ -7996,7 +7996,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c8__en;
   wire pe_r22_c8__first;
   wire pe_r22_c8__load;
-  wire [79:0] pe_r22_c8__load_terms;
+  wire [47:0] pe_r22_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c8__step;
   wire [31:0] pe_r22_c8__x;
@@ -8004,7 +8004,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c9__en;
   wire pe_r22_c9__first;
   wire pe_r22_c9__load;
-  wire [79:0] pe_r22_c9__load_terms;
+  wire [47:0] pe_r22_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c9__step;
   wire [31:0] pe_r22_c9__x;
@@ -8012,7 +8012,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c0__en;
   wire pe_r23_c0__first;
   wire pe_r23_c0__load;
-  wire [79:0] pe_r23_c0__load_terms;
+  wire [47:0] pe_r23_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c0__step;
   wire [31:0] pe_r23_c0__x;
@@ -8020,7 +8020,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c10__en;
   wire pe_r23_c10__first;
   wire pe_r23_c10__load;
-  wire [79:0] pe_r23_c10__load_terms;
+  wire [47:0] pe_r23_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c10__step;
   wire [31:0] pe_r23_c10__x;
@@ -8028,7 +8028,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c11__en;
   wire pe_r23_c11__first;
   wire pe_r23_c11__load;
-  wire [79:0] pe_r23_c11__load_terms;
+  wire [47:0] pe_r23_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c11__step;
   wire [31:0] pe_r23_c11__x;
@@ -8036,7 +8036,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c12__en;
   wire pe_r23_c12__first;
   wire pe_r23_c12__load;
-  wire [79:0] pe_r23_c12__load_terms;
+  wire [47:0] pe_r23_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c12__step;
   wire [31:0] pe_r23_c12__x;
@@ -8044,7 +8044,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c13__en;
   wire pe_r23_c13__first;
   wire pe_r23_c13__load;
-  wire [79:0] pe_r23_c13__load_terms;
+  wire [47:0] pe_r23_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c13__step;
   wire [31:0] pe_r23_c13__x;
@@ -8052,7 +8052,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c14__en;
   wire pe_r23_c14__first;
   wire pe_r23_c14__load;
-  wire [79:0] pe_r23_c14__load_terms;
+  wire [47:0] pe_r23_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c14__step;
   wire [31:0] pe_r23_c14__x;
@@ -8060,7 +8060,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c15__en;
   wire pe_r23_c15__first;
   wire pe_r23_c15__load;
-  wire [79:0] pe_r23_c15__load_terms;
+  wire [47:0] pe_r23_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c15__step;
   wire [31:0] pe_r23_c15__x;
@@ -8068,7 +8068,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c16__en;
   wire pe_r23_c16__first;
   wire pe_r23_c16__load;
-  wire [79:0] pe_r23_c16__load_terms;
+  wire [47:0] pe_r23_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c16__step;
   wire [31:0] pe_r23_c16__x;
@@ -8076,7 +8076,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c17__en;
   wire pe_r23_c17__first;
   wire pe_r23_c17__load;
-  wire [79:0] pe_r23_c17__load_terms;
+  wire [47:0] pe_r23_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c17__step;
   wire [31:0] pe_r23_c17__x;
@@ -8084,7 +8084,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c18__en;
   wire pe_r23_c18__first;
   wire pe_r23_c18__load;
-  wire [79:0] pe_r23_c18__load_terms;
+  wire [47:0] pe_r23_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c18__step;
   wire [31:0] pe_r23_c18__x;
@@ -8092,7 +8092,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c19__en;
   wire pe_r23_c19__first;
   wire pe_r23_c19__load;
-  wire [79:0] pe_r23_c19__load_terms;
+  wire [47:0] pe_r23_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c19__step;
   wire [31:0] pe_r23_c19__x;
@@ -8100,7 +8100,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c1__en;
   wire pe_r23_c1__first;
   wire pe_r23_c1__load;
-  wire [79:0] pe_r23_c1__load_terms;
+  wire [47:0] pe_r23_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c1__step;
   wire [31:0] pe_r23_c1__x;
@@ -8108,7 +8108,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c20__en;
   wire pe_r23_c20__first;
   wire pe_r23_c20__load;
-  wire [79:0] pe_r23_c20__load_terms;
+  wire [47:0] pe_r23_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c20__step;
   wire [31:0] pe_r23_c20__x;
@@ -8116,7 +8116,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c21__en;
   wire pe_r23_c21__first;
   wire pe_r23_c21__load;
-  wire [79:0] pe_r23_c21__load_terms;
+  wire [47:0] pe_r23_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c21__step;
   wire [31:0] pe_r23_c21__x;
@@ -8124,7 +8124,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c22__en;
   wire pe_r23_c22__first;
   wire pe_r23_c22__load;
-  wire [79:0] pe_r23_c22__load_terms;
+  wire [47:0] pe_r23_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c22__step;
   wire [31:0] pe_r23_c22__x;
@@ -8132,7 +8132,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c23__en;
   wire pe_r23_c23__first;
   wire pe_r23_c23__load;
-  wire [79:0] pe_r23_c23__load_terms;
+  wire [47:0] pe_r23_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c23__step;
   wire [31:0] pe_r23_c23__x;
@@ -8140,7 +8140,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c24__en;
   wire pe_r23_c24__first;
   wire pe_r23_c24__load;
-  wire [79:0] pe_r23_c24__load_terms;
+  wire [47:0] pe_r23_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c24__step;
   wire [31:0] pe_r23_c24__x;
@@ -8148,7 +8148,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c25__en;
   wire pe_r23_c25__first;
   wire pe_r23_c25__load;
-  wire [79:0] pe_r23_c25__load_terms;
+  wire [47:0] pe_r23_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c25__step;
   wire [31:0] pe_r23_c25__x;
@@ -8156,7 +8156,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c26__en;
   wire pe_r23_c26__first;
   wire pe_r23_c26__load;
-  wire [79:0] pe_r23_c26__load_terms;
+  wire [47:0] pe_r23_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c26__step;
   wire [31:0] pe_r23_c26__x;
@@ -8164,7 +8164,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c27__en;
   wire pe_r23_c27__first;
   wire pe_r23_c27__load;
-  wire [79:0] pe_r23_c27__load_terms;
+  wire [47:0] pe_r23_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c27__step;
   wire [31:0] pe_r23_c27__x;
@@ -8172,7 +8172,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c28__en;
   wire pe_r23_c28__first;
   wire pe_r23_c28__load;
-  wire [79:0] pe_r23_c28__load_terms;
+  wire [47:0] pe_r23_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c28__step;
   wire [31:0] pe_r23_c28__x;
@@ -8180,7 +8180,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c29__en;
   wire pe_r23_c29__first;
   wire pe_r23_c29__load;
-  wire [79:0] pe_r23_c29__load_terms;
+  wire [47:0] pe_r23_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c29__step;
   wire [31:0] pe_r23_c29__x;
@@ -8188,7 +8188,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c2__en;
   wire pe_r23_c2__first;
   wire pe_r23_c2__load;
-  wire [79:0] pe_r23_c2__load_terms;
+  wire [47:0] pe_r23_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c2__step;
   wire [31:0] pe_r23_c2__x;
@@ -8196,7 +8196,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c30__en;
   wire pe_r23_c30__first;
   wire pe_r23_c30__load;
-  wire [79:0] pe_r23_c30__load_terms;
+  wire [47:0] pe_r23_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c30__step;
   wire [31:0] pe_r23_c30__x;
@@ -8204,7 +8204,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c31__en;
   wire pe_r23_c31__first;
   wire pe_r23_c31__load;
-  wire [79:0] pe_r23_c31__load_terms;
+  wire [47:0] pe_r23_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c31__step;
   wire [31:0] pe_r23_c31__x;
@@ -8212,7 +8212,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c3__en;
   wire pe_r23_c3__first;
   wire pe_r23_c3__load;
-  wire [79:0] pe_r23_c3__load_terms;
+  wire [47:0] pe_r23_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c3__step;
   wire [31:0] pe_r23_c3__x;
@@ -8220,7 +8220,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c4__en;
   wire pe_r23_c4__first;
   wire pe_r23_c4__load;
-  wire [79:0] pe_r23_c4__load_terms;
+  wire [47:0] pe_r23_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c4__step;
   wire [31:0] pe_r23_c4__x;
@@ -8228,7 +8228,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c5__en;
   wire pe_r23_c5__first;
   wire pe_r23_c5__load;
-  wire [79:0] pe_r23_c5__load_terms;
+  wire [47:0] pe_r23_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c5__step;
   wire [31:0] pe_r23_c5__x;
@@ -8236,7 +8236,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c6__en;
   wire pe_r23_c6__first;
   wire pe_r23_c6__load;
-  wire [79:0] pe_r23_c6__load_terms;
+  wire [47:0] pe_r23_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c6__step;
   wire [31:0] pe_r23_c6__x;
@@ -8244,7 +8244,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c7__en;
   wire pe_r23_c7__first;
   wire pe_r23_c7__load;
-  wire [79:0] pe_r23_c7__load_terms;
+  wire [47:0] pe_r23_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c7__step;
   wire [31:0] pe_r23_c7__x;
@@ -8252,7 +8252,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c8__en;
   wire pe_r23_c8__first;
   wire pe_r23_c8__load;
-  wire [79:0] pe_r23_c8__load_terms;
+  wire [47:0] pe_r23_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c8__step;
   wire [31:0] pe_r23_c8__x;
@@ -8260,7 +8260,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c9__en;
   wire pe_r23_c9__first;
   wire pe_r23_c9__load;
-  wire [79:0] pe_r23_c9__load_terms;
+  wire [47:0] pe_r23_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c9__step;
   wire [31:0] pe_r23_c9__x;
@@ -8268,7 +8268,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c0__en;
   wire pe_r24_c0__first;
   wire pe_r24_c0__load;
-  wire [79:0] pe_r24_c0__load_terms;
+  wire [47:0] pe_r24_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c0__step;
   wire [31:0] pe_r24_c0__x;
@@ -8276,7 +8276,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c10__en;
   wire pe_r24_c10__first;
   wire pe_r24_c10__load;
-  wire [79:0] pe_r24_c10__load_terms;
+  wire [47:0] pe_r24_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c10__step;
   wire [31:0] pe_r24_c10__x;
@@ -8284,7 +8284,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c11__en;
   wire pe_r24_c11__first;
   wire pe_r24_c11__load;
-  wire [79:0] pe_r24_c11__load_terms;
+  wire [47:0] pe_r24_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c11__step;
   wire [31:0] pe_r24_c11__x;
@@ -8292,7 +8292,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c12__en;
   wire pe_r24_c12__first;
   wire pe_r24_c12__load;
-  wire [79:0] pe_r24_c12__load_terms;
+  wire [47:0] pe_r24_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c12__step;
   wire [31:0] pe_r24_c12__x;
@@ -8300,7 +8300,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c13__en;
   wire pe_r24_c13__first;
   wire pe_r24_c13__load;
-  wire [79:0] pe_r24_c13__load_terms;
+  wire [47:0] pe_r24_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c13__step;
   wire [31:0] pe_r24_c13__x;
@@ -8308,7 +8308,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c14__en;
   wire pe_r24_c14__first;
   wire pe_r24_c14__load;
-  wire [79:0] pe_r24_c14__load_terms;
+  wire [47:0] pe_r24_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c14__step;
   wire [31:0] pe_r24_c14__x;
@@ -8316,7 +8316,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c15__en;
   wire pe_r24_c15__first;
   wire pe_r24_c15__load;
-  wire [79:0] pe_r24_c15__load_terms;
+  wire [47:0] pe_r24_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c15__step;
   wire [31:0] pe_r24_c15__x;
@@ -8324,7 +8324,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c16__en;
   wire pe_r24_c16__first;
   wire pe_r24_c16__load;
-  wire [79:0] pe_r24_c16__load_terms;
+  wire [47:0] pe_r24_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c16__step;
   wire [31:0] pe_r24_c16__x;
@@ -8332,7 +8332,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c17__en;
   wire pe_r24_c17__first;
   wire pe_r24_c17__load;
-  wire [79:0] pe_r24_c17__load_terms;
+  wire [47:0] pe_r24_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c17__step;
   wire [31:0] pe_r24_c17__x;
@@ -8340,7 +8340,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c18__en;
   wire pe_r24_c18__first;
   wire pe_r24_c18__load;
-  wire [79:0] pe_r24_c18__load_terms;
+  wire [47:0] pe_r24_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c18__step;
   wire [31:0] pe_r24_c18__x;
@@ -8348,7 +8348,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c19__en;
   wire pe_r24_c19__first;
   wire pe_r24_c19__load;
-  wire [79:0] pe_r24_c19__load_terms;
+  wire [47:0] pe_r24_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c19__step;
   wire [31:0] pe_r24_c19__x;
@@ -8356,7 +8356,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c1__en;
   wire pe_r24_c1__first;
   wire pe_r24_c1__load;
-  wire [79:0] pe_r24_c1__load_terms;
+  wire [47:0] pe_r24_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c1__step;
   wire [31:0] pe_r24_c1__x;
@@ -8364,7 +8364,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c20__en;
   wire pe_r24_c20__first;
   wire pe_r24_c20__load;
-  wire [79:0] pe_r24_c20__load_terms;
+  wire [47:0] pe_r24_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c20__step;
   wire [31:0] pe_r24_c20__x;
@@ -8372,7 +8372,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c21__en;
   wire pe_r24_c21__first;
   wire pe_r24_c21__load;
-  wire [79:0] pe_r24_c21__load_terms;
+  wire [47:0] pe_r24_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c21__step;
   wire [31:0] pe_r24_c21__x;
@@ -8380,7 +8380,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c22__en;
   wire pe_r24_c22__first;
   wire pe_r24_c22__load;
-  wire [79:0] pe_r24_c22__load_terms;
+  wire [47:0] pe_r24_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c22__step;
   wire [31:0] pe_r24_c22__x;
@@ -8388,7 +8388,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c23__en;
   wire pe_r24_c23__first;
   wire pe_r24_c23__load;
-  wire [79:0] pe_r24_c23__load_terms;
+  wire [47:0] pe_r24_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c23__step;
   wire [31:0] pe_r24_c23__x;
@@ -8396,7 +8396,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c24__en;
   wire pe_r24_c24__first;
   wire pe_r24_c24__load;
-  wire [79:0] pe_r24_c24__load_terms;
+  wire [47:0] pe_r24_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c24__step;
   wire [31:0] pe_r24_c24__x;
@@ -8404,7 +8404,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c25__en;
   wire pe_r24_c25__first;
   wire pe_r24_c25__load;
-  wire [79:0] pe_r24_c25__load_terms;
+  wire [47:0] pe_r24_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c25__step;
   wire [31:0] pe_r24_c25__x;
@@ -8412,7 +8412,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c26__en;
   wire pe_r24_c26__first;
   wire pe_r24_c26__load;
-  wire [79:0] pe_r24_c26__load_terms;
+  wire [47:0] pe_r24_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c26__step;
   wire [31:0] pe_r24_c26__x;
@@ -8420,7 +8420,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c27__en;
   wire pe_r24_c27__first;
   wire pe_r24_c27__load;
-  wire [79:0] pe_r24_c27__load_terms;
+  wire [47:0] pe_r24_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c27__step;
   wire [31:0] pe_r24_c27__x;
@@ -8428,7 +8428,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c28__en;
   wire pe_r24_c28__first;
   wire pe_r24_c28__load;
-  wire [79:0] pe_r24_c28__load_terms;
+  wire [47:0] pe_r24_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c28__step;
   wire [31:0] pe_r24_c28__x;
@@ -8436,7 +8436,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c29__en;
   wire pe_r24_c29__first;
   wire pe_r24_c29__load;
-  wire [79:0] pe_r24_c29__load_terms;
+  wire [47:0] pe_r24_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c29__step;
   wire [31:0] pe_r24_c29__x;
@@ -8444,7 +8444,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c2__en;
   wire pe_r24_c2__first;
   wire pe_r24_c2__load;
-  wire [79:0] pe_r24_c2__load_terms;
+  wire [47:0] pe_r24_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c2__step;
   wire [31:0] pe_r24_c2__x;
@@ -8452,7 +8452,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c30__en;
   wire pe_r24_c30__first;
   wire pe_r24_c30__load;
-  wire [79:0] pe_r24_c30__load_terms;
+  wire [47:0] pe_r24_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c30__step;
   wire [31:0] pe_r24_c30__x;
@@ -8460,7 +8460,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c31__en;
   wire pe_r24_c31__first;
   wire pe_r24_c31__load;
-  wire [79:0] pe_r24_c31__load_terms;
+  wire [47:0] pe_r24_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c31__step;
   wire [31:0] pe_r24_c31__x;
@@ -8468,7 +8468,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c3__en;
   wire pe_r24_c3__first;
   wire pe_r24_c3__load;
-  wire [79:0] pe_r24_c3__load_terms;
+  wire [47:0] pe_r24_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c3__step;
   wire [31:0] pe_r24_c3__x;
@@ -8476,7 +8476,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c4__en;
   wire pe_r24_c4__first;
   wire pe_r24_c4__load;
-  wire [79:0] pe_r24_c4__load_terms;
+  wire [47:0] pe_r24_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c4__step;
   wire [31:0] pe_r24_c4__x;
@@ -8484,7 +8484,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c5__en;
   wire pe_r24_c5__first;
   wire pe_r24_c5__load;
-  wire [79:0] pe_r24_c5__load_terms;
+  wire [47:0] pe_r24_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c5__step;
   wire [31:0] pe_r24_c5__x;
@@ -8492,7 +8492,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c6__en;
   wire pe_r24_c6__first;
   wire pe_r24_c6__load;
-  wire [79:0] pe_r24_c6__load_terms;
+  wire [47:0] pe_r24_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c6__step;
   wire [31:0] pe_r24_c6__x;
@@ -8500,7 +8500,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c7__en;
   wire pe_r24_c7__first;
   wire pe_r24_c7__load;
-  wire [79:0] pe_r24_c7__load_terms;
+  wire [47:0] pe_r24_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c7__step;
   wire [31:0] pe_r24_c7__x;
@@ -8508,7 +8508,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c8__en;
   wire pe_r24_c8__first;
   wire pe_r24_c8__load;
-  wire [79:0] pe_r24_c8__load_terms;
+  wire [47:0] pe_r24_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c8__step;
   wire [31:0] pe_r24_c8__x;
@@ -8516,7 +8516,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c9__en;
   wire pe_r24_c9__first;
   wire pe_r24_c9__load;
-  wire [79:0] pe_r24_c9__load_terms;
+  wire [47:0] pe_r24_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c9__step;
   wire [31:0] pe_r24_c9__x;
@@ -8524,7 +8524,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c0__en;
   wire pe_r25_c0__first;
   wire pe_r25_c0__load;
-  wire [79:0] pe_r25_c0__load_terms;
+  wire [47:0] pe_r25_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c0__step;
   wire [31:0] pe_r25_c0__x;
@@ -8532,7 +8532,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c10__en;
   wire pe_r25_c10__first;
   wire pe_r25_c10__load;
-  wire [79:0] pe_r25_c10__load_terms;
+  wire [47:0] pe_r25_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c10__step;
   wire [31:0] pe_r25_c10__x;
@@ -8540,7 +8540,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c11__en;
   wire pe_r25_c11__first;
   wire pe_r25_c11__load;
-  wire [79:0] pe_r25_c11__load_terms;
+  wire [47:0] pe_r25_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c11__step;
   wire [31:0] pe_r25_c11__x;
@@ -8548,7 +8548,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c12__en;
   wire pe_r25_c12__first;
   wire pe_r25_c12__load;
-  wire [79:0] pe_r25_c12__load_terms;
+  wire [47:0] pe_r25_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c12__step;
   wire [31:0] pe_r25_c12__x;
@@ -8556,7 +8556,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c13__en;
   wire pe_r25_c13__first;
   wire pe_r25_c13__load;
-  wire [79:0] pe_r25_c13__load_terms;
+  wire [47:0] pe_r25_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c13__step;
   wire [31:0] pe_r25_c13__x;
@@ -8564,7 +8564,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c14__en;
   wire pe_r25_c14__first;
   wire pe_r25_c14__load;
-  wire [79:0] pe_r25_c14__load_terms;
+  wire [47:0] pe_r25_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c14__step;
   wire [31:0] pe_r25_c14__x;
@@ -8572,7 +8572,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c15__en;
   wire pe_r25_c15__first;
   wire pe_r25_c15__load;
-  wire [79:0] pe_r25_c15__load_terms;
+  wire [47:0] pe_r25_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c15__step;
   wire [31:0] pe_r25_c15__x;
@@ -8580,7 +8580,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c16__en;
   wire pe_r25_c16__first;
   wire pe_r25_c16__load;
-  wire [79:0] pe_r25_c16__load_terms;
+  wire [47:0] pe_r25_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c16__step;
   wire [31:0] pe_r25_c16__x;
@@ -8588,7 +8588,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c17__en;
   wire pe_r25_c17__first;
   wire pe_r25_c17__load;
-  wire [79:0] pe_r25_c17__load_terms;
+  wire [47:0] pe_r25_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c17__step;
   wire [31:0] pe_r25_c17__x;
@@ -8596,7 +8596,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c18__en;
   wire pe_r25_c18__first;
   wire pe_r25_c18__load;
-  wire [79:0] pe_r25_c18__load_terms;
+  wire [47:0] pe_r25_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c18__step;
   wire [31:0] pe_r25_c18__x;
@@ -8604,7 +8604,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c19__en;
   wire pe_r25_c19__first;
   wire pe_r25_c19__load;
-  wire [79:0] pe_r25_c19__load_terms;
+  wire [47:0] pe_r25_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c19__step;
   wire [31:0] pe_r25_c19__x;
@@ -8612,7 +8612,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c1__en;
   wire pe_r25_c1__first;
   wire pe_r25_c1__load;
-  wire [79:0] pe_r25_c1__load_terms;
+  wire [47:0] pe_r25_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c1__step;
   wire [31:0] pe_r25_c1__x;
@@ -8620,7 +8620,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c20__en;
   wire pe_r25_c20__first;
   wire pe_r25_c20__load;
-  wire [79:0] pe_r25_c20__load_terms;
+  wire [47:0] pe_r25_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c20__step;
   wire [31:0] pe_r25_c20__x;
@@ -8628,7 +8628,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c21__en;
   wire pe_r25_c21__first;
   wire pe_r25_c21__load;
-  wire [79:0] pe_r25_c21__load_terms;
+  wire [47:0] pe_r25_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c21__step;
   wire [31:0] pe_r25_c21__x;
@@ -8636,7 +8636,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c22__en;
   wire pe_r25_c22__first;
   wire pe_r25_c22__load;
-  wire [79:0] pe_r25_c22__load_terms;
+  wire [47:0] pe_r25_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c22__step;
   wire [31:0] pe_r25_c22__x;
@@ -8644,7 +8644,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c23__en;
   wire pe_r25_c23__first;
   wire pe_r25_c23__load;
-  wire [79:0] pe_r25_c23__load_terms;
+  wire [47:0] pe_r25_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c23__step;
   wire [31:0] pe_r25_c23__x;
@@ -8652,7 +8652,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c24__en;
   wire pe_r25_c24__first;
   wire pe_r25_c24__load;
-  wire [79:0] pe_r25_c24__load_terms;
+  wire [47:0] pe_r25_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c24__step;
   wire [31:0] pe_r25_c24__x;
@@ -8660,7 +8660,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c25__en;
   wire pe_r25_c25__first;
   wire pe_r25_c25__load;
-  wire [79:0] pe_r25_c25__load_terms;
+  wire [47:0] pe_r25_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c25__step;
   wire [31:0] pe_r25_c25__x;
@@ -8668,7 +8668,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c26__en;
   wire pe_r25_c26__first;
   wire pe_r25_c26__load;
-  wire [79:0] pe_r25_c26__load_terms;
+  wire [47:0] pe_r25_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c26__step;
   wire [31:0] pe_r25_c26__x;
@@ -8676,7 +8676,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c27__en;
   wire pe_r25_c27__first;
   wire pe_r25_c27__load;
-  wire [79:0] pe_r25_c27__load_terms;
+  wire [47:0] pe_r25_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c27__step;
   wire [31:0] pe_r25_c27__x;
@@ -8684,7 +8684,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c28__en;
   wire pe_r25_c28__first;
   wire pe_r25_c28__load;
-  wire [79:0] pe_r25_c28__load_terms;
+  wire [47:0] pe_r25_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c28__step;
   wire [31:0] pe_r25_c28__x;
@@ -8692,7 +8692,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c29__en;
   wire pe_r25_c29__first;
   wire pe_r25_c29__load;
-  wire [79:0] pe_r25_c29__load_terms;
+  wire [47:0] pe_r25_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c29__step;
   wire [31:0] pe_r25_c29__x;
@@ -8700,7 +8700,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c2__en;
   wire pe_r25_c2__first;
   wire pe_r25_c2__load;
-  wire [79:0] pe_r25_c2__load_terms;
+  wire [47:0] pe_r25_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c2__step;
   wire [31:0] pe_r25_c2__x;
@@ -8708,7 +8708,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c30__en;
   wire pe_r25_c30__first;
   wire pe_r25_c30__load;
-  wire [79:0] pe_r25_c30__load_terms;
+  wire [47:0] pe_r25_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c30__step;
   wire [31:0] pe_r25_c30__x;
@@ -8716,7 +8716,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c31__en;
   wire pe_r25_c31__first;
   wire pe_r25_c31__load;
-  wire [79:0] pe_r25_c31__load_terms;
+  wire [47:0] pe_r25_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c31__step;
   wire [31:0] pe_r25_c31__x;
@@ -8724,7 +8724,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c3__en;
   wire pe_r25_c3__first;
   wire pe_r25_c3__load;
-  wire [79:0] pe_r25_c3__load_terms;
+  wire [47:0] pe_r25_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c3__step;
   wire [31:0] pe_r25_c3__x;
@@ -8732,7 +8732,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c4__en;
   wire pe_r25_c4__first;
   wire pe_r25_c4__load;
-  wire [79:0] pe_r25_c4__load_terms;
+  wire [47:0] pe_r25_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c4__step;
   wire [31:0] pe_r25_c4__x;
@@ -8740,7 +8740,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c5__en;
   wire pe_r25_c5__first;
   wire pe_r25_c5__load;
-  wire [79:0] pe_r25_c5__load_terms;
+  wire [47:0] pe_r25_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c5__step;
   wire [31:0] pe_r25_c5__x;
@@ -8748,7 +8748,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c6__en;
   wire pe_r25_c6__first;
   wire pe_r25_c6__load;
-  wire [79:0] pe_r25_c6__load_terms;
+  wire [47:0] pe_r25_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c6__step;
   wire [31:0] pe_r25_c6__x;
@@ -8756,7 +8756,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c7__en;
   wire pe_r25_c7__first;
   wire pe_r25_c7__load;
-  wire [79:0] pe_r25_c7__load_terms;
+  wire [47:0] pe_r25_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c7__step;
   wire [31:0] pe_r25_c7__x;
@@ -8764,7 +8764,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c8__en;
   wire pe_r25_c8__first;
   wire pe_r25_c8__load;
-  wire [79:0] pe_r25_c8__load_terms;
+  wire [47:0] pe_r25_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c8__step;
   wire [31:0] pe_r25_c8__x;
@@ -8772,7 +8772,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c9__en;
   wire pe_r25_c9__first;
   wire pe_r25_c9__load;
-  wire [79:0] pe_r25_c9__load_terms;
+  wire [47:0] pe_r25_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c9__step;
   wire [31:0] pe_r25_c9__x;
@@ -8780,7 +8780,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c0__en;
   wire pe_r26_c0__first;
   wire pe_r26_c0__load;
-  wire [79:0] pe_r26_c0__load_terms;
+  wire [47:0] pe_r26_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c0__step;
   wire [31:0] pe_r26_c0__x;
@@ -8788,7 +8788,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c10__en;
   wire pe_r26_c10__first;
   wire pe_r26_c10__load;
-  wire [79:0] pe_r26_c10__load_terms;
+  wire [47:0] pe_r26_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c10__step;
   wire [31:0] pe_r26_c10__x;
@@ -8796,7 +8796,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c11__en;
   wire pe_r26_c11__first;
   wire pe_r26_c11__load;
-  wire [79:0] pe_r26_c11__load_terms;
+  wire [47:0] pe_r26_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c11__step;
   wire [31:0] pe_r26_c11__x;
@@ -8804,7 +8804,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c12__en;
   wire pe_r26_c12__first;
   wire pe_r26_c12__load;
-  wire [79:0] pe_r26_c12__load_terms;
+  wire [47:0] pe_r26_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c12__step;
   wire [31:0] pe_r26_c12__x;
@@ -8812,7 +8812,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c13__en;
   wire pe_r26_c13__first;
   wire pe_r26_c13__load;
-  wire [79:0] pe_r26_c13__load_terms;
+  wire [47:0] pe_r26_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c13__step;
   wire [31:0] pe_r26_c13__x;
@@ -8820,7 +8820,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c14__en;
   wire pe_r26_c14__first;
   wire pe_r26_c14__load;
-  wire [79:0] pe_r26_c14__load_terms;
+  wire [47:0] pe_r26_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c14__step;
   wire [31:0] pe_r26_c14__x;
@@ -8828,7 +8828,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c15__en;
   wire pe_r26_c15__first;
   wire pe_r26_c15__load;
-  wire [79:0] pe_r26_c15__load_terms;
+  wire [47:0] pe_r26_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c15__step;
   wire [31:0] pe_r26_c15__x;
@@ -8836,7 +8836,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c16__en;
   wire pe_r26_c16__first;
   wire pe_r26_c16__load;
-  wire [79:0] pe_r26_c16__load_terms;
+  wire [47:0] pe_r26_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c16__step;
   wire [31:0] pe_r26_c16__x;
@@ -8844,7 +8844,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c17__en;
   wire pe_r26_c17__first;
   wire pe_r26_c17__load;
-  wire [79:0] pe_r26_c17__load_terms;
+  wire [47:0] pe_r26_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c17__step;
   wire [31:0] pe_r26_c17__x;
@@ -8852,7 +8852,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c18__en;
   wire pe_r26_c18__first;
   wire pe_r26_c18__load;
-  wire [79:0] pe_r26_c18__load_terms;
+  wire [47:0] pe_r26_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c18__step;
   wire [31:0] pe_r26_c18__x;
@@ -8860,7 +8860,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c19__en;
   wire pe_r26_c19__first;
   wire pe_r26_c19__load;
-  wire [79:0] pe_r26_c19__load_terms;
+  wire [47:0] pe_r26_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c19__step;
   wire [31:0] pe_r26_c19__x;
@@ -8868,7 +8868,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c1__en;
   wire pe_r26_c1__first;
   wire pe_r26_c1__load;
-  wire [79:0] pe_r26_c1__load_terms;
+  wire [47:0] pe_r26_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c1__step;
   wire [31:0] pe_r26_c1__x;
@@ -8876,7 +8876,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c20__en;
   wire pe_r26_c20__first;
   wire pe_r26_c20__load;
-  wire [79:0] pe_r26_c20__load_terms;
+  wire [47:0] pe_r26_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c20__step;
   wire [31:0] pe_r26_c20__x;
@@ -8884,7 +8884,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c21__en;
   wire pe_r26_c21__first;
   wire pe_r26_c21__load;
-  wire [79:0] pe_r26_c21__load_terms;
+  wire [47:0] pe_r26_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c21__step;
   wire [31:0] pe_r26_c21__x;
@@ -8892,7 +8892,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c22__en;
   wire pe_r26_c22__first;
   wire pe_r26_c22__load;
-  wire [79:0] pe_r26_c22__load_terms;
+  wire [47:0] pe_r26_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c22__step;
   wire [31:0] pe_r26_c22__x;
@@ -8900,7 +8900,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c23__en;
   wire pe_r26_c23__first;
   wire pe_r26_c23__load;
-  wire [79:0] pe_r26_c23__load_terms;
+  wire [47:0] pe_r26_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c23__step;
   wire [31:0] pe_r26_c23__x;
@@ -8908,7 +8908,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c24__en;
   wire pe_r26_c24__first;
   wire pe_r26_c24__load;
-  wire [79:0] pe_r26_c24__load_terms;
+  wire [47:0] pe_r26_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c24__step;
   wire [31:0] pe_r26_c24__x;
@@ -8916,7 +8916,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c25__en;
   wire pe_r26_c25__first;
   wire pe_r26_c25__load;
-  wire [79:0] pe_r26_c25__load_terms;
+  wire [47:0] pe_r26_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c25__step;
   wire [31:0] pe_r26_c25__x;
@@ -8924,7 +8924,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c26__en;
   wire pe_r26_c26__first;
   wire pe_r26_c26__load;
-  wire [79:0] pe_r26_c26__load_terms;
+  wire [47:0] pe_r26_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c26__step;
   wire [31:0] pe_r26_c26__x;
@@ -8932,7 +8932,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c27__en;
   wire pe_r26_c27__first;
   wire pe_r26_c27__load;
-  wire [79:0] pe_r26_c27__load_terms;
+  wire [47:0] pe_r26_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c27__step;
   wire [31:0] pe_r26_c27__x;
@@ -8940,7 +8940,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c28__en;
   wire pe_r26_c28__first;
   wire pe_r26_c28__load;
-  wire [79:0] pe_r26_c28__load_terms;
+  wire [47:0] pe_r26_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c28__step;
   wire [31:0] pe_r26_c28__x;
@@ -8948,7 +8948,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c29__en;
   wire pe_r26_c29__first;
   wire pe_r26_c29__load;
-  wire [79:0] pe_r26_c29__load_terms;
+  wire [47:0] pe_r26_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c29__step;
   wire [31:0] pe_r26_c29__x;
@@ -8956,7 +8956,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c2__en;
   wire pe_r26_c2__first;
   wire pe_r26_c2__load;
-  wire [79:0] pe_r26_c2__load_terms;
+  wire [47:0] pe_r26_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c2__step;
   wire [31:0] pe_r26_c2__x;
@@ -8964,7 +8964,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c30__en;
   wire pe_r26_c30__first;
   wire pe_r26_c30__load;
-  wire [79:0] pe_r26_c30__load_terms;
+  wire [47:0] pe_r26_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c30__step;
   wire [31:0] pe_r26_c30__x;
@@ -8972,7 +8972,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c31__en;
   wire pe_r26_c31__first;
   wire pe_r26_c31__load;
-  wire [79:0] pe_r26_c31__load_terms;
+  wire [47:0] pe_r26_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c31__step;
   wire [31:0] pe_r26_c31__x;
@@ -8980,7 +8980,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c3__en;
   wire pe_r26_c3__first;
   wire pe_r26_c3__load;
-  wire [79:0] pe_r26_c3__load_terms;
+  wire [47:0] pe_r26_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c3__step;
   wire [31:0] pe_r26_c3__x;
@@ -8988,7 +8988,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c4__en;
   wire pe_r26_c4__first;
   wire pe_r26_c4__load;
-  wire [79:0] pe_r26_c4__load_terms;
+  wire [47:0] pe_r26_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c4__step;
   wire [31:0] pe_r26_c4__x;
@@ -8996,7 +8996,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c5__en;
   wire pe_r26_c5__first;
   wire pe_r26_c5__load;
-  wire [79:0] pe_r26_c5__load_terms;
+  wire [47:0] pe_r26_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c5__step;
   wire [31:0] pe_r26_c5__x;
@@ -9004,7 +9004,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c6__en;
   wire pe_r26_c6__first;
   wire pe_r26_c6__load;
-  wire [79:0] pe_r26_c6__load_terms;
+  wire [47:0] pe_r26_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c6__step;
   wire [31:0] pe_r26_c6__x;
@@ -9012,7 +9012,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c7__en;
   wire pe_r26_c7__first;
   wire pe_r26_c7__load;
-  wire [79:0] pe_r26_c7__load_terms;
+  wire [47:0] pe_r26_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c7__step;
   wire [31:0] pe_r26_c7__x;
@@ -9020,7 +9020,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c8__en;
   wire pe_r26_c8__first;
   wire pe_r26_c8__load;
-  wire [79:0] pe_r26_c8__load_terms;
+  wire [47:0] pe_r26_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c8__step;
   wire [31:0] pe_r26_c8__x;
@@ -9028,7 +9028,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c9__en;
   wire pe_r26_c9__first;
   wire pe_r26_c9__load;
-  wire [79:0] pe_r26_c9__load_terms;
+  wire [47:0] pe_r26_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c9__step;
   wire [31:0] pe_r26_c9__x;
@@ -9036,7 +9036,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c0__en;
   wire pe_r27_c0__first;
   wire pe_r27_c0__load;
-  wire [79:0] pe_r27_c0__load_terms;
+  wire [47:0] pe_r27_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c0__step;
   wire [31:0] pe_r27_c0__x;
@@ -9044,7 +9044,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c10__en;
   wire pe_r27_c10__first;
   wire pe_r27_c10__load;
-  wire [79:0] pe_r27_c10__load_terms;
+  wire [47:0] pe_r27_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c10__step;
   wire [31:0] pe_r27_c10__x;
@@ -9052,7 +9052,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c11__en;
   wire pe_r27_c11__first;
   wire pe_r27_c11__load;
-  wire [79:0] pe_r27_c11__load_terms;
+  wire [47:0] pe_r27_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c11__step;
   wire [31:0] pe_r27_c11__x;
@@ -9060,7 +9060,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c12__en;
   wire pe_r27_c12__first;
   wire pe_r27_c12__load;
-  wire [79:0] pe_r27_c12__load_terms;
+  wire [47:0] pe_r27_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c12__step;
   wire [31:0] pe_r27_c12__x;
@@ -9068,7 +9068,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c13__en;
   wire pe_r27_c13__first;
   wire pe_r27_c13__load;
-  wire [79:0] pe_r27_c13__load_terms;
+  wire [47:0] pe_r27_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c13__step;
   wire [31:0] pe_r27_c13__x;
@@ -9076,7 +9076,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c14__en;
   wire pe_r27_c14__first;
   wire pe_r27_c14__load;
-  wire [79:0] pe_r27_c14__load_terms;
+  wire [47:0] pe_r27_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c14__step;
   wire [31:0] pe_r27_c14__x;
@@ -9084,7 +9084,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c15__en;
   wire pe_r27_c15__first;
   wire pe_r27_c15__load;
-  wire [79:0] pe_r27_c15__load_terms;
+  wire [47:0] pe_r27_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c15__step;
   wire [31:0] pe_r27_c15__x;
@@ -9092,7 +9092,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c16__en;
   wire pe_r27_c16__first;
   wire pe_r27_c16__load;
-  wire [79:0] pe_r27_c16__load_terms;
+  wire [47:0] pe_r27_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c16__step;
   wire [31:0] pe_r27_c16__x;
@@ -9100,7 +9100,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c17__en;
   wire pe_r27_c17__first;
   wire pe_r27_c17__load;
-  wire [79:0] pe_r27_c17__load_terms;
+  wire [47:0] pe_r27_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c17__step;
   wire [31:0] pe_r27_c17__x;
@@ -9108,7 +9108,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c18__en;
   wire pe_r27_c18__first;
   wire pe_r27_c18__load;
-  wire [79:0] pe_r27_c18__load_terms;
+  wire [47:0] pe_r27_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c18__step;
   wire [31:0] pe_r27_c18__x;
@@ -9116,7 +9116,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c19__en;
   wire pe_r27_c19__first;
   wire pe_r27_c19__load;
-  wire [79:0] pe_r27_c19__load_terms;
+  wire [47:0] pe_r27_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c19__step;
   wire [31:0] pe_r27_c19__x;
@@ -9124,7 +9124,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c1__en;
   wire pe_r27_c1__first;
   wire pe_r27_c1__load;
-  wire [79:0] pe_r27_c1__load_terms;
+  wire [47:0] pe_r27_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c1__step;
   wire [31:0] pe_r27_c1__x;
@@ -9132,7 +9132,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c20__en;
   wire pe_r27_c20__first;
   wire pe_r27_c20__load;
-  wire [79:0] pe_r27_c20__load_terms;
+  wire [47:0] pe_r27_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c20__step;
   wire [31:0] pe_r27_c20__x;
@@ -9140,7 +9140,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c21__en;
   wire pe_r27_c21__first;
   wire pe_r27_c21__load;
-  wire [79:0] pe_r27_c21__load_terms;
+  wire [47:0] pe_r27_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c21__step;
   wire [31:0] pe_r27_c21__x;
@@ -9148,7 +9148,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c22__en;
   wire pe_r27_c22__first;
   wire pe_r27_c22__load;
-  wire [79:0] pe_r27_c22__load_terms;
+  wire [47:0] pe_r27_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c22__step;
   wire [31:0] pe_r27_c22__x;
@@ -9156,7 +9156,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c23__en;
   wire pe_r27_c23__first;
   wire pe_r27_c23__load;
-  wire [79:0] pe_r27_c23__load_terms;
+  wire [47:0] pe_r27_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c23__step;
   wire [31:0] pe_r27_c23__x;
@@ -9164,7 +9164,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c24__en;
   wire pe_r27_c24__first;
   wire pe_r27_c24__load;
-  wire [79:0] pe_r27_c24__load_terms;
+  wire [47:0] pe_r27_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c24__step;
   wire [31:0] pe_r27_c24__x;
@@ -9172,7 +9172,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c25__en;
   wire pe_r27_c25__first;
   wire pe_r27_c25__load;
-  wire [79:0] pe_r27_c25__load_terms;
+  wire [47:0] pe_r27_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c25__step;
   wire [31:0] pe_r27_c25__x;
@@ -9180,7 +9180,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c26__en;
   wire pe_r27_c26__first;
   wire pe_r27_c26__load;
-  wire [79:0] pe_r27_c26__load_terms;
+  wire [47:0] pe_r27_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c26__step;
   wire [31:0] pe_r27_c26__x;
@@ -9188,7 +9188,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c27__en;
   wire pe_r27_c27__first;
   wire pe_r27_c27__load;
-  wire [79:0] pe_r27_c27__load_terms;
+  wire [47:0] pe_r27_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c27__step;
   wire [31:0] pe_r27_c27__x;
@@ -9196,7 +9196,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c28__en;
   wire pe_r27_c28__first;
   wire pe_r27_c28__load;
-  wire [79:0] pe_r27_c28__load_terms;
+  wire [47:0] pe_r27_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c28__step;
   wire [31:0] pe_r27_c28__x;
@@ -9204,7 +9204,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c29__en;
   wire pe_r27_c29__first;
   wire pe_r27_c29__load;
-  wire [79:0] pe_r27_c29__load_terms;
+  wire [47:0] pe_r27_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c29__step;
   wire [31:0] pe_r27_c29__x;
@@ -9212,7 +9212,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c2__en;
   wire pe_r27_c2__first;
   wire pe_r27_c2__load;
-  wire [79:0] pe_r27_c2__load_terms;
+  wire [47:0] pe_r27_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c2__step;
   wire [31:0] pe_r27_c2__x;
@@ -9220,7 +9220,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c30__en;
   wire pe_r27_c30__first;
   wire pe_r27_c30__load;
-  wire [79:0] pe_r27_c30__load_terms;
+  wire [47:0] pe_r27_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c30__step;
   wire [31:0] pe_r27_c30__x;
@@ -9228,7 +9228,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c31__en;
   wire pe_r27_c31__first;
   wire pe_r27_c31__load;
-  wire [79:0] pe_r27_c31__load_terms;
+  wire [47:0] pe_r27_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c31__step;
   wire [31:0] pe_r27_c31__x;
@@ -9236,7 +9236,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c3__en;
   wire pe_r27_c3__first;
   wire pe_r27_c3__load;
-  wire [79:0] pe_r27_c3__load_terms;
+  wire [47:0] pe_r27_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c3__step;
   wire [31:0] pe_r27_c3__x;
@@ -9244,7 +9244,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c4__en;
   wire pe_r27_c4__first;
   wire pe_r27_c4__load;
-  wire [79:0] pe_r27_c4__load_terms;
+  wire [47:0] pe_r27_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c4__step;
   wire [31:0] pe_r27_c4__x;
@@ -9252,7 +9252,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c5__en;
   wire pe_r27_c5__first;
   wire pe_r27_c5__load;
-  wire [79:0] pe_r27_c5__load_terms;
+  wire [47:0] pe_r27_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c5__step;
   wire [31:0] pe_r27_c5__x;
@@ -9260,7 +9260,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c6__en;
   wire pe_r27_c6__first;
   wire pe_r27_c6__load;
-  wire [79:0] pe_r27_c6__load_terms;
+  wire [47:0] pe_r27_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c6__step;
   wire [31:0] pe_r27_c6__x;
@@ -9268,7 +9268,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c7__en;
   wire pe_r27_c7__first;
   wire pe_r27_c7__load;
-  wire [79:0] pe_r27_c7__load_terms;
+  wire [47:0] pe_r27_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c7__step;
   wire [31:0] pe_r27_c7__x;
@@ -9276,7 +9276,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c8__en;
   wire pe_r27_c8__first;
   wire pe_r27_c8__load;
-  wire [79:0] pe_r27_c8__load_terms;
+  wire [47:0] pe_r27_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c8__step;
   wire [31:0] pe_r27_c8__x;
@@ -9284,7 +9284,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c9__en;
   wire pe_r27_c9__first;
   wire pe_r27_c9__load;
-  wire [79:0] pe_r27_c9__load_terms;
+  wire [47:0] pe_r27_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c9__step;
   wire [31:0] pe_r27_c9__x;
@@ -9292,7 +9292,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c0__en;
   wire pe_r28_c0__first;
   wire pe_r28_c0__load;
-  wire [79:0] pe_r28_c0__load_terms;
+  wire [47:0] pe_r28_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c0__step;
   wire [31:0] pe_r28_c0__x;
@@ -9300,7 +9300,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c10__en;
   wire pe_r28_c10__first;
   wire pe_r28_c10__load;
-  wire [79:0] pe_r28_c10__load_terms;
+  wire [47:0] pe_r28_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c10__step;
   wire [31:0] pe_r28_c10__x;
@@ -9308,7 +9308,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c11__en;
   wire pe_r28_c11__first;
   wire pe_r28_c11__load;
-  wire [79:0] pe_r28_c11__load_terms;
+  wire [47:0] pe_r28_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c11__step;
   wire [31:0] pe_r28_c11__x;
@@ -9316,7 +9316,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c12__en;
   wire pe_r28_c12__first;
   wire pe_r28_c12__load;
-  wire [79:0] pe_r28_c12__load_terms;
+  wire [47:0] pe_r28_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c12__step;
   wire [31:0] pe_r28_c12__x;
@@ -9324,7 +9324,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c13__en;
   wire pe_r28_c13__first;
   wire pe_r28_c13__load;
-  wire [79:0] pe_r28_c13__load_terms;
+  wire [47:0] pe_r28_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c13__step;
   wire [31:0] pe_r28_c13__x;
@@ -9332,7 +9332,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c14__en;
   wire pe_r28_c14__first;
   wire pe_r28_c14__load;
-  wire [79:0] pe_r28_c14__load_terms;
+  wire [47:0] pe_r28_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c14__step;
   wire [31:0] pe_r28_c14__x;
@@ -9340,7 +9340,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c15__en;
   wire pe_r28_c15__first;
   wire pe_r28_c15__load;
-  wire [79:0] pe_r28_c15__load_terms;
+  wire [47:0] pe_r28_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c15__step;
   wire [31:0] pe_r28_c15__x;
@@ -9348,7 +9348,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c16__en;
   wire pe_r28_c16__first;
   wire pe_r28_c16__load;
-  wire [79:0] pe_r28_c16__load_terms;
+  wire [47:0] pe_r28_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c16__step;
   wire [31:0] pe_r28_c16__x;
@@ -9356,7 +9356,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c17__en;
   wire pe_r28_c17__first;
   wire pe_r28_c17__load;
-  wire [79:0] pe_r28_c17__load_terms;
+  wire [47:0] pe_r28_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c17__step;
   wire [31:0] pe_r28_c17__x;
@@ -9364,7 +9364,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c18__en;
   wire pe_r28_c18__first;
   wire pe_r28_c18__load;
-  wire [79:0] pe_r28_c18__load_terms;
+  wire [47:0] pe_r28_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c18__step;
   wire [31:0] pe_r28_c18__x;
@@ -9372,7 +9372,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c19__en;
   wire pe_r28_c19__first;
   wire pe_r28_c19__load;
-  wire [79:0] pe_r28_c19__load_terms;
+  wire [47:0] pe_r28_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c19__step;
   wire [31:0] pe_r28_c19__x;
@@ -9380,7 +9380,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c1__en;
   wire pe_r28_c1__first;
   wire pe_r28_c1__load;
-  wire [79:0] pe_r28_c1__load_terms;
+  wire [47:0] pe_r28_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c1__step;
   wire [31:0] pe_r28_c1__x;
@@ -9388,7 +9388,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c20__en;
   wire pe_r28_c20__first;
   wire pe_r28_c20__load;
-  wire [79:0] pe_r28_c20__load_terms;
+  wire [47:0] pe_r28_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c20__step;
   wire [31:0] pe_r28_c20__x;
@@ -9396,7 +9396,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c21__en;
   wire pe_r28_c21__first;
   wire pe_r28_c21__load;
-  wire [79:0] pe_r28_c21__load_terms;
+  wire [47:0] pe_r28_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c21__step;
   wire [31:0] pe_r28_c21__x;
@@ -9404,7 +9404,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c22__en;
   wire pe_r28_c22__first;
   wire pe_r28_c22__load;
-  wire [79:0] pe_r28_c22__load_terms;
+  wire [47:0] pe_r28_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c22__step;
   wire [31:0] pe_r28_c22__x;
@@ -9412,7 +9412,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c23__en;
   wire pe_r28_c23__first;
   wire pe_r28_c23__load;
-  wire [79:0] pe_r28_c23__load_terms;
+  wire [47:0] pe_r28_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c23__step;
   wire [31:0] pe_r28_c23__x;
@@ -9420,7 +9420,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c24__en;
   wire pe_r28_c24__first;
   wire pe_r28_c24__load;
-  wire [79:0] pe_r28_c24__load_terms;
+  wire [47:0] pe_r28_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c24__step;
   wire [31:0] pe_r28_c24__x;
@@ -9428,7 +9428,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c25__en;
   wire pe_r28_c25__first;
   wire pe_r28_c25__load;
-  wire [79:0] pe_r28_c25__load_terms;
+  wire [47:0] pe_r28_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c25__step;
   wire [31:0] pe_r28_c25__x;
@@ -9436,7 +9436,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c26__en;
   wire pe_r28_c26__first;
   wire pe_r28_c26__load;
-  wire [79:0] pe_r28_c26__load_terms;
+  wire [47:0] pe_r28_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c26__step;
   wire [31:0] pe_r28_c26__x;
@@ -9444,7 +9444,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c27__en;
   wire pe_r28_c27__first;
   wire pe_r28_c27__load;
-  wire [79:0] pe_r28_c27__load_terms;
+  wire [47:0] pe_r28_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c27__step;
   wire [31:0] pe_r28_c27__x;
@@ -9452,7 +9452,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c28__en;
   wire pe_r28_c28__first;
   wire pe_r28_c28__load;
-  wire [79:0] pe_r28_c28__load_terms;
+  wire [47:0] pe_r28_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c28__step;
   wire [31:0] pe_r28_c28__x;
@@ -9460,7 +9460,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c29__en;
   wire pe_r28_c29__first;
   wire pe_r28_c29__load;
-  wire [79:0] pe_r28_c29__load_terms;
+  wire [47:0] pe_r28_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c29__step;
   wire [31:0] pe_r28_c29__x;
@@ -9468,7 +9468,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c2__en;
   wire pe_r28_c2__first;
   wire pe_r28_c2__load;
-  wire [79:0] pe_r28_c2__load_terms;
+  wire [47:0] pe_r28_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c2__step;
   wire [31:0] pe_r28_c2__x;
@@ -9476,7 +9476,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c30__en;
   wire pe_r28_c30__first;
   wire pe_r28_c30__load;
-  wire [79:0] pe_r28_c30__load_terms;
+  wire [47:0] pe_r28_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c30__step;
   wire [31:0] pe_r28_c30__x;
@@ -9484,7 +9484,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c31__en;
   wire pe_r28_c31__first;
   wire pe_r28_c31__load;
-  wire [79:0] pe_r28_c31__load_terms;
+  wire [47:0] pe_r28_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c31__step;
   wire [31:0] pe_r28_c31__x;
@@ -9492,7 +9492,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c3__en;
   wire pe_r28_c3__first;
   wire pe_r28_c3__load;
-  wire [79:0] pe_r28_c3__load_terms;
+  wire [47:0] pe_r28_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c3__step;
   wire [31:0] pe_r28_c3__x;
@@ -9500,7 +9500,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c4__en;
   wire pe_r28_c4__first;
   wire pe_r28_c4__load;
-  wire [79:0] pe_r28_c4__load_terms;
+  wire [47:0] pe_r28_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c4__step;
   wire [31:0] pe_r28_c4__x;
@@ -9508,7 +9508,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c5__en;
   wire pe_r28_c5__first;
   wire pe_r28_c5__load;
-  wire [79:0] pe_r28_c5__load_terms;
+  wire [47:0] pe_r28_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c5__step;
   wire [31:0] pe_r28_c5__x;
@@ -9516,7 +9516,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c6__en;
   wire pe_r28_c6__first;
   wire pe_r28_c6__load;
-  wire [79:0] pe_r28_c6__load_terms;
+  wire [47:0] pe_r28_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c6__step;
   wire [31:0] pe_r28_c6__x;
@@ -9524,7 +9524,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c7__en;
   wire pe_r28_c7__first;
   wire pe_r28_c7__load;
-  wire [79:0] pe_r28_c7__load_terms;
+  wire [47:0] pe_r28_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c7__step;
   wire [31:0] pe_r28_c7__x;
@@ -9532,7 +9532,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c8__en;
   wire pe_r28_c8__first;
   wire pe_r28_c8__load;
-  wire [79:0] pe_r28_c8__load_terms;
+  wire [47:0] pe_r28_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c8__step;
   wire [31:0] pe_r28_c8__x;
@@ -9540,7 +9540,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c9__en;
   wire pe_r28_c9__first;
   wire pe_r28_c9__load;
-  wire [79:0] pe_r28_c9__load_terms;
+  wire [47:0] pe_r28_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c9__step;
   wire [31:0] pe_r28_c9__x;
@@ -9548,7 +9548,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c0__en;
   wire pe_r29_c0__first;
   wire pe_r29_c0__load;
-  wire [79:0] pe_r29_c0__load_terms;
+  wire [47:0] pe_r29_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c0__step;
   wire [31:0] pe_r29_c0__x;
@@ -9556,7 +9556,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c10__en;
   wire pe_r29_c10__first;
   wire pe_r29_c10__load;
-  wire [79:0] pe_r29_c10__load_terms;
+  wire [47:0] pe_r29_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c10__step;
   wire [31:0] pe_r29_c10__x;
@@ -9564,7 +9564,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c11__en;
   wire pe_r29_c11__first;
   wire pe_r29_c11__load;
-  wire [79:0] pe_r29_c11__load_terms;
+  wire [47:0] pe_r29_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c11__step;
   wire [31:0] pe_r29_c11__x;
@@ -9572,7 +9572,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c12__en;
   wire pe_r29_c12__first;
   wire pe_r29_c12__load;
-  wire [79:0] pe_r29_c12__load_terms;
+  wire [47:0] pe_r29_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c12__step;
   wire [31:0] pe_r29_c12__x;
@@ -9580,7 +9580,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c13__en;
   wire pe_r29_c13__first;
   wire pe_r29_c13__load;
-  wire [79:0] pe_r29_c13__load_terms;
+  wire [47:0] pe_r29_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c13__step;
   wire [31:0] pe_r29_c13__x;
@@ -9588,7 +9588,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c14__en;
   wire pe_r29_c14__first;
   wire pe_r29_c14__load;
-  wire [79:0] pe_r29_c14__load_terms;
+  wire [47:0] pe_r29_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c14__step;
   wire [31:0] pe_r29_c14__x;
@@ -9596,7 +9596,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c15__en;
   wire pe_r29_c15__first;
   wire pe_r29_c15__load;
-  wire [79:0] pe_r29_c15__load_terms;
+  wire [47:0] pe_r29_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c15__step;
   wire [31:0] pe_r29_c15__x;
@@ -9604,7 +9604,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c16__en;
   wire pe_r29_c16__first;
   wire pe_r29_c16__load;
-  wire [79:0] pe_r29_c16__load_terms;
+  wire [47:0] pe_r29_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c16__step;
   wire [31:0] pe_r29_c16__x;
@@ -9612,7 +9612,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c17__en;
   wire pe_r29_c17__first;
   wire pe_r29_c17__load;
-  wire [79:0] pe_r29_c17__load_terms;
+  wire [47:0] pe_r29_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c17__step;
   wire [31:0] pe_r29_c17__x;
@@ -9620,7 +9620,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c18__en;
   wire pe_r29_c18__first;
   wire pe_r29_c18__load;
-  wire [79:0] pe_r29_c18__load_terms;
+  wire [47:0] pe_r29_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c18__step;
   wire [31:0] pe_r29_c18__x;
@@ -9628,7 +9628,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c19__en;
   wire pe_r29_c19__first;
   wire pe_r29_c19__load;
-  wire [79:0] pe_r29_c19__load_terms;
+  wire [47:0] pe_r29_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c19__step;
   wire [31:0] pe_r29_c19__x;
@@ -9636,7 +9636,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c1__en;
   wire pe_r29_c1__first;
   wire pe_r29_c1__load;
-  wire [79:0] pe_r29_c1__load_terms;
+  wire [47:0] pe_r29_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c1__step;
   wire [31:0] pe_r29_c1__x;
@@ -9644,7 +9644,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c20__en;
   wire pe_r29_c20__first;
   wire pe_r29_c20__load;
-  wire [79:0] pe_r29_c20__load_terms;
+  wire [47:0] pe_r29_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c20__step;
   wire [31:0] pe_r29_c20__x;
@@ -9652,7 +9652,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c21__en;
   wire pe_r29_c21__first;
   wire pe_r29_c21__load;
-  wire [79:0] pe_r29_c21__load_terms;
+  wire [47:0] pe_r29_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c21__step;
   wire [31:0] pe_r29_c21__x;
@@ -9660,7 +9660,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c22__en;
   wire pe_r29_c22__first;
   wire pe_r29_c22__load;
-  wire [79:0] pe_r29_c22__load_terms;
+  wire [47:0] pe_r29_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c22__step;
   wire [31:0] pe_r29_c22__x;
@@ -9668,7 +9668,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c23__en;
   wire pe_r29_c23__first;
   wire pe_r29_c23__load;
-  wire [79:0] pe_r29_c23__load_terms;
+  wire [47:0] pe_r29_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c23__step;
   wire [31:0] pe_r29_c23__x;
@@ -9676,7 +9676,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c24__en;
   wire pe_r29_c24__first;
   wire pe_r29_c24__load;
-  wire [79:0] pe_r29_c24__load_terms;
+  wire [47:0] pe_r29_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c24__step;
   wire [31:0] pe_r29_c24__x;
@@ -9684,7 +9684,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c25__en;
   wire pe_r29_c25__first;
   wire pe_r29_c25__load;
-  wire [79:0] pe_r29_c25__load_terms;
+  wire [47:0] pe_r29_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c25__step;
   wire [31:0] pe_r29_c25__x;
@@ -9692,7 +9692,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c26__en;
   wire pe_r29_c26__first;
   wire pe_r29_c26__load;
-  wire [79:0] pe_r29_c26__load_terms;
+  wire [47:0] pe_r29_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c26__step;
   wire [31:0] pe_r29_c26__x;
@@ -9700,7 +9700,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c27__en;
   wire pe_r29_c27__first;
   wire pe_r29_c27__load;
-  wire [79:0] pe_r29_c27__load_terms;
+  wire [47:0] pe_r29_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c27__step;
   wire [31:0] pe_r29_c27__x;
@@ -9708,7 +9708,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c28__en;
   wire pe_r29_c28__first;
   wire pe_r29_c28__load;
-  wire [79:0] pe_r29_c28__load_terms;
+  wire [47:0] pe_r29_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c28__step;
   wire [31:0] pe_r29_c28__x;
@@ -9716,7 +9716,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c29__en;
   wire pe_r29_c29__first;
   wire pe_r29_c29__load;
-  wire [79:0] pe_r29_c29__load_terms;
+  wire [47:0] pe_r29_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c29__step;
   wire [31:0] pe_r29_c29__x;
@@ -9724,7 +9724,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c2__en;
   wire pe_r29_c2__first;
   wire pe_r29_c2__load;
-  wire [79:0] pe_r29_c2__load_terms;
+  wire [47:0] pe_r29_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c2__step;
   wire [31:0] pe_r29_c2__x;
@@ -9732,7 +9732,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c30__en;
   wire pe_r29_c30__first;
   wire pe_r29_c30__load;
-  wire [79:0] pe_r29_c30__load_terms;
+  wire [47:0] pe_r29_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c30__step;
   wire [31:0] pe_r29_c30__x;
@@ -9740,7 +9740,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c31__en;
   wire pe_r29_c31__first;
   wire pe_r29_c31__load;
-  wire [79:0] pe_r29_c31__load_terms;
+  wire [47:0] pe_r29_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c31__step;
   wire [31:0] pe_r29_c31__x;
@@ -9748,7 +9748,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c3__en;
   wire pe_r29_c3__first;
   wire pe_r29_c3__load;
-  wire [79:0] pe_r29_c3__load_terms;
+  wire [47:0] pe_r29_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c3__step;
   wire [31:0] pe_r29_c3__x;
@@ -9756,7 +9756,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c4__en;
   wire pe_r29_c4__first;
   wire pe_r29_c4__load;
-  wire [79:0] pe_r29_c4__load_terms;
+  wire [47:0] pe_r29_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c4__step;
   wire [31:0] pe_r29_c4__x;
@@ -9764,7 +9764,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c5__en;
   wire pe_r29_c5__first;
   wire pe_r29_c5__load;
-  wire [79:0] pe_r29_c5__load_terms;
+  wire [47:0] pe_r29_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c5__step;
   wire [31:0] pe_r29_c5__x;
@@ -9772,7 +9772,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c6__en;
   wire pe_r29_c6__first;
   wire pe_r29_c6__load;
-  wire [79:0] pe_r29_c6__load_terms;
+  wire [47:0] pe_r29_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c6__step;
   wire [31:0] pe_r29_c6__x;
@@ -9780,7 +9780,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c7__en;
   wire pe_r29_c7__first;
   wire pe_r29_c7__load;
-  wire [79:0] pe_r29_c7__load_terms;
+  wire [47:0] pe_r29_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c7__step;
   wire [31:0] pe_r29_c7__x;
@@ -9788,7 +9788,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c8__en;
   wire pe_r29_c8__first;
   wire pe_r29_c8__load;
-  wire [79:0] pe_r29_c8__load_terms;
+  wire [47:0] pe_r29_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c8__step;
   wire [31:0] pe_r29_c8__x;
@@ -9796,7 +9796,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c9__en;
   wire pe_r29_c9__first;
   wire pe_r29_c9__load;
-  wire [79:0] pe_r29_c9__load_terms;
+  wire [47:0] pe_r29_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c9__step;
   wire [31:0] pe_r29_c9__x;
@@ -9804,7 +9804,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c0__en;
   wire pe_r2_c0__first;
   wire pe_r2_c0__load;
-  wire [79:0] pe_r2_c0__load_terms;
+  wire [47:0] pe_r2_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c0__step;
   wire [31:0] pe_r2_c0__x;
@@ -9812,7 +9812,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c10__en;
   wire pe_r2_c10__first;
   wire pe_r2_c10__load;
-  wire [79:0] pe_r2_c10__load_terms;
+  wire [47:0] pe_r2_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c10__step;
   wire [31:0] pe_r2_c10__x;
@@ -9820,7 +9820,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c11__en;
   wire pe_r2_c11__first;
   wire pe_r2_c11__load;
-  wire [79:0] pe_r2_c11__load_terms;
+  wire [47:0] pe_r2_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c11__step;
   wire [31:0] pe_r2_c11__x;
@@ -9828,7 +9828,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c12__en;
   wire pe_r2_c12__first;
   wire pe_r2_c12__load;
-  wire [79:0] pe_r2_c12__load_terms;
+  wire [47:0] pe_r2_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c12__step;
   wire [31:0] pe_r2_c12__x;
@@ -9836,7 +9836,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c13__en;
   wire pe_r2_c13__first;
   wire pe_r2_c13__load;
-  wire [79:0] pe_r2_c13__load_terms;
+  wire [47:0] pe_r2_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c13__step;
   wire [31:0] pe_r2_c13__x;
@@ -9844,7 +9844,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c14__en;
   wire pe_r2_c14__first;
   wire pe_r2_c14__load;
-  wire [79:0] pe_r2_c14__load_terms;
+  wire [47:0] pe_r2_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c14__step;
   wire [31:0] pe_r2_c14__x;
@@ -9852,7 +9852,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c15__en;
   wire pe_r2_c15__first;
   wire pe_r2_c15__load;
-  wire [79:0] pe_r2_c15__load_terms;
+  wire [47:0] pe_r2_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c15__step;
   wire [31:0] pe_r2_c15__x;
@@ -9860,7 +9860,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c16__en;
   wire pe_r2_c16__first;
   wire pe_r2_c16__load;
-  wire [79:0] pe_r2_c16__load_terms;
+  wire [47:0] pe_r2_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c16__step;
   wire [31:0] pe_r2_c16__x;
@@ -9868,7 +9868,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c17__en;
   wire pe_r2_c17__first;
   wire pe_r2_c17__load;
-  wire [79:0] pe_r2_c17__load_terms;
+  wire [47:0] pe_r2_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c17__step;
   wire [31:0] pe_r2_c17__x;
@@ -9876,7 +9876,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c18__en;
   wire pe_r2_c18__first;
   wire pe_r2_c18__load;
-  wire [79:0] pe_r2_c18__load_terms;
+  wire [47:0] pe_r2_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c18__step;
   wire [31:0] pe_r2_c18__x;
@@ -9884,7 +9884,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c19__en;
   wire pe_r2_c19__first;
   wire pe_r2_c19__load;
-  wire [79:0] pe_r2_c19__load_terms;
+  wire [47:0] pe_r2_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c19__step;
   wire [31:0] pe_r2_c19__x;
@@ -9892,7 +9892,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c1__en;
   wire pe_r2_c1__first;
   wire pe_r2_c1__load;
-  wire [79:0] pe_r2_c1__load_terms;
+  wire [47:0] pe_r2_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c1__step;
   wire [31:0] pe_r2_c1__x;
@@ -9900,7 +9900,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c20__en;
   wire pe_r2_c20__first;
   wire pe_r2_c20__load;
-  wire [79:0] pe_r2_c20__load_terms;
+  wire [47:0] pe_r2_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c20__step;
   wire [31:0] pe_r2_c20__x;
@@ -9908,7 +9908,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c21__en;
   wire pe_r2_c21__first;
   wire pe_r2_c21__load;
-  wire [79:0] pe_r2_c21__load_terms;
+  wire [47:0] pe_r2_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c21__step;
   wire [31:0] pe_r2_c21__x;
@@ -9916,7 +9916,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c22__en;
   wire pe_r2_c22__first;
   wire pe_r2_c22__load;
-  wire [79:0] pe_r2_c22__load_terms;
+  wire [47:0] pe_r2_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c22__step;
   wire [31:0] pe_r2_c22__x;
@@ -9924,7 +9924,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c23__en;
   wire pe_r2_c23__first;
   wire pe_r2_c23__load;
-  wire [79:0] pe_r2_c23__load_terms;
+  wire [47:0] pe_r2_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c23__step;
   wire [31:0] pe_r2_c23__x;
@@ -9932,7 +9932,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c24__en;
   wire pe_r2_c24__first;
   wire pe_r2_c24__load;
-  wire [79:0] pe_r2_c24__load_terms;
+  wire [47:0] pe_r2_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c24__step;
   wire [31:0] pe_r2_c24__x;
@@ -9940,7 +9940,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c25__en;
   wire pe_r2_c25__first;
   wire pe_r2_c25__load;
-  wire [79:0] pe_r2_c25__load_terms;
+  wire [47:0] pe_r2_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c25__step;
   wire [31:0] pe_r2_c25__x;
@@ -9948,7 +9948,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c26__en;
   wire pe_r2_c26__first;
   wire pe_r2_c26__load;
-  wire [79:0] pe_r2_c26__load_terms;
+  wire [47:0] pe_r2_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c26__step;
   wire [31:0] pe_r2_c26__x;
@@ -9956,7 +9956,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c27__en;
   wire pe_r2_c27__first;
   wire pe_r2_c27__load;
-  wire [79:0] pe_r2_c27__load_terms;
+  wire [47:0] pe_r2_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c27__step;
   wire [31:0] pe_r2_c27__x;
@@ -9964,7 +9964,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c28__en;
   wire pe_r2_c28__first;
   wire pe_r2_c28__load;
-  wire [79:0] pe_r2_c28__load_terms;
+  wire [47:0] pe_r2_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c28__step;
   wire [31:0] pe_r2_c28__x;
@@ -9972,7 +9972,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c29__en;
   wire pe_r2_c29__first;
   wire pe_r2_c29__load;
-  wire [79:0] pe_r2_c29__load_terms;
+  wire [47:0] pe_r2_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c29__step;
   wire [31:0] pe_r2_c29__x;
@@ -9980,7 +9980,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c2__en;
   wire pe_r2_c2__first;
   wire pe_r2_c2__load;
-  wire [79:0] pe_r2_c2__load_terms;
+  wire [47:0] pe_r2_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c2__step;
   wire [31:0] pe_r2_c2__x;
@@ -9988,7 +9988,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c30__en;
   wire pe_r2_c30__first;
   wire pe_r2_c30__load;
-  wire [79:0] pe_r2_c30__load_terms;
+  wire [47:0] pe_r2_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c30__step;
   wire [31:0] pe_r2_c30__x;
@@ -9996,7 +9996,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c31__en;
   wire pe_r2_c31__first;
   wire pe_r2_c31__load;
-  wire [79:0] pe_r2_c31__load_terms;
+  wire [47:0] pe_r2_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c31__step;
   wire [31:0] pe_r2_c31__x;
@@ -10004,7 +10004,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c3__en;
   wire pe_r2_c3__first;
   wire pe_r2_c3__load;
-  wire [79:0] pe_r2_c3__load_terms;
+  wire [47:0] pe_r2_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c3__step;
   wire [31:0] pe_r2_c3__x;
@@ -10012,7 +10012,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c4__en;
   wire pe_r2_c4__first;
   wire pe_r2_c4__load;
-  wire [79:0] pe_r2_c4__load_terms;
+  wire [47:0] pe_r2_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c4__step;
   wire [31:0] pe_r2_c4__x;
@@ -10020,7 +10020,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c5__en;
   wire pe_r2_c5__first;
   wire pe_r2_c5__load;
-  wire [79:0] pe_r2_c5__load_terms;
+  wire [47:0] pe_r2_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c5__step;
   wire [31:0] pe_r2_c5__x;
@@ -10028,7 +10028,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c6__en;
   wire pe_r2_c6__first;
   wire pe_r2_c6__load;
-  wire [79:0] pe_r2_c6__load_terms;
+  wire [47:0] pe_r2_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c6__step;
   wire [31:0] pe_r2_c6__x;
@@ -10036,7 +10036,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c7__en;
   wire pe_r2_c7__first;
   wire pe_r2_c7__load;
-  wire [79:0] pe_r2_c7__load_terms;
+  wire [47:0] pe_r2_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c7__step;
   wire [31:0] pe_r2_c7__x;
@@ -10044,7 +10044,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c8__en;
   wire pe_r2_c8__first;
   wire pe_r2_c8__load;
-  wire [79:0] pe_r2_c8__load_terms;
+  wire [47:0] pe_r2_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c8__step;
   wire [31:0] pe_r2_c8__x;
@@ -10052,7 +10052,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c9__en;
   wire pe_r2_c9__first;
   wire pe_r2_c9__load;
-  wire [79:0] pe_r2_c9__load_terms;
+  wire [47:0] pe_r2_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c9__step;
   wire [31:0] pe_r2_c9__x;
@@ -10060,7 +10060,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c0__en;
   wire pe_r30_c0__first;
   wire pe_r30_c0__load;
-  wire [79:0] pe_r30_c0__load_terms;
+  wire [47:0] pe_r30_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c0__step;
   wire [31:0] pe_r30_c0__x;
@@ -10068,7 +10068,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c10__en;
   wire pe_r30_c10__first;
   wire pe_r30_c10__load;
-  wire [79:0] pe_r30_c10__load_terms;
+  wire [47:0] pe_r30_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c10__step;
   wire [31:0] pe_r30_c10__x;
@@ -10076,7 +10076,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c11__en;
   wire pe_r30_c11__first;
   wire pe_r30_c11__load;
-  wire [79:0] pe_r30_c11__load_terms;
+  wire [47:0] pe_r30_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c11__step;
   wire [31:0] pe_r30_c11__x;
@@ -10084,7 +10084,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c12__en;
   wire pe_r30_c12__first;
   wire pe_r30_c12__load;
-  wire [79:0] pe_r30_c12__load_terms;
+  wire [47:0] pe_r30_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c12__step;
   wire [31:0] pe_r30_c12__x;
@@ -10092,7 +10092,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c13__en;
   wire pe_r30_c13__first;
   wire pe_r30_c13__load;
-  wire [79:0] pe_r30_c13__load_terms;
+  wire [47:0] pe_r30_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c13__step;
   wire [31:0] pe_r30_c13__x;
@@ -10100,7 +10100,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c14__en;
   wire pe_r30_c14__first;
   wire pe_r30_c14__load;
-  wire [79:0] pe_r30_c14__load_terms;
+  wire [47:0] pe_r30_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c14__step;
   wire [31:0] pe_r30_c14__x;
@@ -10108,7 +10108,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c15__en;
   wire pe_r30_c15__first;
   wire pe_r30_c15__load;
-  wire [79:0] pe_r30_c15__load_terms;
+  wire [47:0] pe_r30_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c15__step;
   wire [31:0] pe_r30_c15__x;
@@ -10116,7 +10116,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c16__en;
   wire pe_r30_c16__first;
   wire pe_r30_c16__load;
-  wire [79:0] pe_r30_c16__load_terms;
+  wire [47:0] pe_r30_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c16__step;
   wire [31:0] pe_r30_c16__x;
@@ -10124,7 +10124,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c17__en;
   wire pe_r30_c17__first;
   wire pe_r30_c17__load;
-  wire [79:0] pe_r30_c17__load_terms;
+  wire [47:0] pe_r30_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c17__step;
   wire [31:0] pe_r30_c17__x;
@@ -10132,7 +10132,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c18__en;
   wire pe_r30_c18__first;
   wire pe_r30_c18__load;
-  wire [79:0] pe_r30_c18__load_terms;
+  wire [47:0] pe_r30_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c18__step;
   wire [31:0] pe_r30_c18__x;
@@ -10140,7 +10140,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c19__en;
   wire pe_r30_c19__first;
   wire pe_r30_c19__load;
-  wire [79:0] pe_r30_c19__load_terms;
+  wire [47:0] pe_r30_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c19__step;
   wire [31:0] pe_r30_c19__x;
@@ -10148,7 +10148,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c1__en;
   wire pe_r30_c1__first;
   wire pe_r30_c1__load;
-  wire [79:0] pe_r30_c1__load_terms;
+  wire [47:0] pe_r30_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c1__step;
   wire [31:0] pe_r30_c1__x;
@@ -10156,7 +10156,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c20__en;
   wire pe_r30_c20__first;
   wire pe_r30_c20__load;
-  wire [79:0] pe_r30_c20__load_terms;
+  wire [47:0] pe_r30_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c20__step;
   wire [31:0] pe_r30_c20__x;
@@ -10164,7 +10164,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c21__en;
   wire pe_r30_c21__first;
   wire pe_r30_c21__load;
-  wire [79:0] pe_r30_c21__load_terms;
+  wire [47:0] pe_r30_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c21__step;
   wire [31:0] pe_r30_c21__x;
@@ -10172,7 +10172,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c22__en;
   wire pe_r30_c22__first;
   wire pe_r30_c22__load;
-  wire [79:0] pe_r30_c22__load_terms;
+  wire [47:0] pe_r30_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c22__step;
   wire [31:0] pe_r30_c22__x;
@@ -10180,7 +10180,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c23__en;
   wire pe_r30_c23__first;
   wire pe_r30_c23__load;
-  wire [79:0] pe_r30_c23__load_terms;
+  wire [47:0] pe_r30_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c23__step;
   wire [31:0] pe_r30_c23__x;
@@ -10188,7 +10188,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c24__en;
   wire pe_r30_c24__first;
   wire pe_r30_c24__load;
-  wire [79:0] pe_r30_c24__load_terms;
+  wire [47:0] pe_r30_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c24__step;
   wire [31:0] pe_r30_c24__x;
@@ -10196,7 +10196,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c25__en;
   wire pe_r30_c25__first;
   wire pe_r30_c25__load;
-  wire [79:0] pe_r30_c25__load_terms;
+  wire [47:0] pe_r30_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c25__step;
   wire [31:0] pe_r30_c25__x;
@@ -10204,7 +10204,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c26__en;
   wire pe_r30_c26__first;
   wire pe_r30_c26__load;
-  wire [79:0] pe_r30_c26__load_terms;
+  wire [47:0] pe_r30_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c26__step;
   wire [31:0] pe_r30_c26__x;
@@ -10212,7 +10212,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c27__en;
   wire pe_r30_c27__first;
   wire pe_r30_c27__load;
-  wire [79:0] pe_r30_c27__load_terms;
+  wire [47:0] pe_r30_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c27__step;
   wire [31:0] pe_r30_c27__x;
@@ -10220,7 +10220,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c28__en;
   wire pe_r30_c28__first;
   wire pe_r30_c28__load;
-  wire [79:0] pe_r30_c28__load_terms;
+  wire [47:0] pe_r30_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c28__step;
   wire [31:0] pe_r30_c28__x;
@@ -10228,7 +10228,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c29__en;
   wire pe_r30_c29__first;
   wire pe_r30_c29__load;
-  wire [79:0] pe_r30_c29__load_terms;
+  wire [47:0] pe_r30_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c29__step;
   wire [31:0] pe_r30_c29__x;
@@ -10236,7 +10236,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c2__en;
   wire pe_r30_c2__first;
   wire pe_r30_c2__load;
-  wire [79:0] pe_r30_c2__load_terms;
+  wire [47:0] pe_r30_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c2__step;
   wire [31:0] pe_r30_c2__x;
@@ -10244,7 +10244,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c30__en;
   wire pe_r30_c30__first;
   wire pe_r30_c30__load;
-  wire [79:0] pe_r30_c30__load_terms;
+  wire [47:0] pe_r30_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c30__step;
   wire [31:0] pe_r30_c30__x;
@@ -10252,7 +10252,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c31__en;
   wire pe_r30_c31__first;
   wire pe_r30_c31__load;
-  wire [79:0] pe_r30_c31__load_terms;
+  wire [47:0] pe_r30_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c31__step;
   wire [31:0] pe_r30_c31__x;
@@ -10260,7 +10260,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c3__en;
   wire pe_r30_c3__first;
   wire pe_r30_c3__load;
-  wire [79:0] pe_r30_c3__load_terms;
+  wire [47:0] pe_r30_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c3__step;
   wire [31:0] pe_r30_c3__x;
@@ -10268,7 +10268,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c4__en;
   wire pe_r30_c4__first;
   wire pe_r30_c4__load;
-  wire [79:0] pe_r30_c4__load_terms;
+  wire [47:0] pe_r30_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c4__step;
   wire [31:0] pe_r30_c4__x;
@@ -10276,7 +10276,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c5__en;
   wire pe_r30_c5__first;
   wire pe_r30_c5__load;
-  wire [79:0] pe_r30_c5__load_terms;
+  wire [47:0] pe_r30_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c5__step;
   wire [31:0] pe_r30_c5__x;
@@ -10284,7 +10284,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c6__en;
   wire pe_r30_c6__first;
   wire pe_r30_c6__load;
-  wire [79:0] pe_r30_c6__load_terms;
+  wire [47:0] pe_r30_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c6__step;
   wire [31:0] pe_r30_c6__x;
@@ -10292,7 +10292,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c7__en;
   wire pe_r30_c7__first;
   wire pe_r30_c7__load;
-  wire [79:0] pe_r30_c7__load_terms;
+  wire [47:0] pe_r30_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c7__step;
   wire [31:0] pe_r30_c7__x;
@@ -10300,7 +10300,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c8__en;
   wire pe_r30_c8__first;
   wire pe_r30_c8__load;
-  wire [79:0] pe_r30_c8__load_terms;
+  wire [47:0] pe_r30_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c8__step;
   wire [31:0] pe_r30_c8__x;
@@ -10308,7 +10308,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c9__en;
   wire pe_r30_c9__first;
   wire pe_r30_c9__load;
-  wire [79:0] pe_r30_c9__load_terms;
+  wire [47:0] pe_r30_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c9__step;
   wire [31:0] pe_r30_c9__x;
@@ -10316,7 +10316,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c0__en;
   wire pe_r31_c0__first;
   wire pe_r31_c0__load;
-  wire [79:0] pe_r31_c0__load_terms;
+  wire [47:0] pe_r31_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c0__step;
   wire [31:0] pe_r31_c0__x;
@@ -10324,7 +10324,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c10__en;
   wire pe_r31_c10__first;
   wire pe_r31_c10__load;
-  wire [79:0] pe_r31_c10__load_terms;
+  wire [47:0] pe_r31_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c10__step;
   wire [31:0] pe_r31_c10__x;
@@ -10332,7 +10332,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c11__en;
   wire pe_r31_c11__first;
   wire pe_r31_c11__load;
-  wire [79:0] pe_r31_c11__load_terms;
+  wire [47:0] pe_r31_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c11__step;
   wire [31:0] pe_r31_c11__x;
@@ -10340,7 +10340,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c12__en;
   wire pe_r31_c12__first;
   wire pe_r31_c12__load;
-  wire [79:0] pe_r31_c12__load_terms;
+  wire [47:0] pe_r31_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c12__step;
   wire [31:0] pe_r31_c12__x;
@@ -10348,7 +10348,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c13__en;
   wire pe_r31_c13__first;
   wire pe_r31_c13__load;
-  wire [79:0] pe_r31_c13__load_terms;
+  wire [47:0] pe_r31_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c13__step;
   wire [31:0] pe_r31_c13__x;
@@ -10356,7 +10356,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c14__en;
   wire pe_r31_c14__first;
   wire pe_r31_c14__load;
-  wire [79:0] pe_r31_c14__load_terms;
+  wire [47:0] pe_r31_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c14__step;
   wire [31:0] pe_r31_c14__x;
@@ -10364,7 +10364,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c15__en;
   wire pe_r31_c15__first;
   wire pe_r31_c15__load;
-  wire [79:0] pe_r31_c15__load_terms;
+  wire [47:0] pe_r31_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c15__step;
   wire [31:0] pe_r31_c15__x;
@@ -10372,7 +10372,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c16__en;
   wire pe_r31_c16__first;
   wire pe_r31_c16__load;
-  wire [79:0] pe_r31_c16__load_terms;
+  wire [47:0] pe_r31_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c16__step;
   wire [31:0] pe_r31_c16__x;
@@ -10380,7 +10380,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c17__en;
   wire pe_r31_c17__first;
   wire pe_r31_c17__load;
-  wire [79:0] pe_r31_c17__load_terms;
+  wire [47:0] pe_r31_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c17__step;
   wire [31:0] pe_r31_c17__x;
@@ -10388,7 +10388,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c18__en;
   wire pe_r31_c18__first;
   wire pe_r31_c18__load;
-  wire [79:0] pe_r31_c18__load_terms;
+  wire [47:0] pe_r31_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c18__step;
   wire [31:0] pe_r31_c18__x;
@@ -10396,7 +10396,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c19__en;
   wire pe_r31_c19__first;
   wire pe_r31_c19__load;
-  wire [79:0] pe_r31_c19__load_terms;
+  wire [47:0] pe_r31_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c19__step;
   wire [31:0] pe_r31_c19__x;
@@ -10404,7 +10404,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c1__en;
   wire pe_r31_c1__first;
   wire pe_r31_c1__load;
-  wire [79:0] pe_r31_c1__load_terms;
+  wire [47:0] pe_r31_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c1__step;
   wire [31:0] pe_r31_c1__x;
@@ -10412,7 +10412,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c20__en;
   wire pe_r31_c20__first;
   wire pe_r31_c20__load;
-  wire [79:0] pe_r31_c20__load_terms;
+  wire [47:0] pe_r31_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c20__step;
   wire [31:0] pe_r31_c20__x;
@@ -10420,7 +10420,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c21__en;
   wire pe_r31_c21__first;
   wire pe_r31_c21__load;
-  wire [79:0] pe_r31_c21__load_terms;
+  wire [47:0] pe_r31_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c21__step;
   wire [31:0] pe_r31_c21__x;
@@ -10428,7 +10428,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c22__en;
   wire pe_r31_c22__first;
   wire pe_r31_c22__load;
-  wire [79:0] pe_r31_c22__load_terms;
+  wire [47:0] pe_r31_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c22__step;
   wire [31:0] pe_r31_c22__x;
@@ -10436,7 +10436,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c23__en;
   wire pe_r31_c23__first;
   wire pe_r31_c23__load;
-  wire [79:0] pe_r31_c23__load_terms;
+  wire [47:0] pe_r31_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c23__step;
   wire [31:0] pe_r31_c23__x;
@@ -10444,7 +10444,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c24__en;
   wire pe_r31_c24__first;
   wire pe_r31_c24__load;
-  wire [79:0] pe_r31_c24__load_terms;
+  wire [47:0] pe_r31_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c24__step;
   wire [31:0] pe_r31_c24__x;
@@ -10452,7 +10452,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c25__en;
   wire pe_r31_c25__first;
   wire pe_r31_c25__load;
-  wire [79:0] pe_r31_c25__load_terms;
+  wire [47:0] pe_r31_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c25__step;
   wire [31:0] pe_r31_c25__x;
@@ -10460,7 +10460,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c26__en;
   wire pe_r31_c26__first;
   wire pe_r31_c26__load;
-  wire [79:0] pe_r31_c26__load_terms;
+  wire [47:0] pe_r31_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c26__step;
   wire [31:0] pe_r31_c26__x;
@@ -10468,7 +10468,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c27__en;
   wire pe_r31_c27__first;
   wire pe_r31_c27__load;
-  wire [79:0] pe_r31_c27__load_terms;
+  wire [47:0] pe_r31_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c27__step;
   wire [31:0] pe_r31_c27__x;
@@ -10476,7 +10476,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c28__en;
   wire pe_r31_c28__first;
   wire pe_r31_c28__load;
-  wire [79:0] pe_r31_c28__load_terms;
+  wire [47:0] pe_r31_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c28__step;
   wire [31:0] pe_r31_c28__x;
@@ -10484,7 +10484,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c29__en;
   wire pe_r31_c29__first;
   wire pe_r31_c29__load;
-  wire [79:0] pe_r31_c29__load_terms;
+  wire [47:0] pe_r31_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c29__step;
   wire [31:0] pe_r31_c29__x;
@@ -10492,7 +10492,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c2__en;
   wire pe_r31_c2__first;
   wire pe_r31_c2__load;
-  wire [79:0] pe_r31_c2__load_terms;
+  wire [47:0] pe_r31_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c2__step;
   wire [31:0] pe_r31_c2__x;
@@ -10500,7 +10500,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c30__en;
   wire pe_r31_c30__first;
   wire pe_r31_c30__load;
-  wire [79:0] pe_r31_c30__load_terms;
+  wire [47:0] pe_r31_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c30__step;
   wire [31:0] pe_r31_c30__x;
@@ -10508,7 +10508,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c31__en;
   wire pe_r31_c31__first;
   wire pe_r31_c31__load;
-  wire [79:0] pe_r31_c31__load_terms;
+  wire [47:0] pe_r31_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c31__step;
   wire [31:0] pe_r31_c31__x;
@@ -10516,7 +10516,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c3__en;
   wire pe_r31_c3__first;
   wire pe_r31_c3__load;
-  wire [79:0] pe_r31_c3__load_terms;
+  wire [47:0] pe_r31_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c3__step;
   wire [31:0] pe_r31_c3__x;
@@ -10524,7 +10524,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c4__en;
   wire pe_r31_c4__first;
   wire pe_r31_c4__load;
-  wire [79:0] pe_r31_c4__load_terms;
+  wire [47:0] pe_r31_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c4__step;
   wire [31:0] pe_r31_c4__x;
@@ -10532,7 +10532,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c5__en;
   wire pe_r31_c5__first;
   wire pe_r31_c5__load;
-  wire [79:0] pe_r31_c5__load_terms;
+  wire [47:0] pe_r31_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c5__step;
   wire [31:0] pe_r31_c5__x;
@@ -10540,7 +10540,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c6__en;
   wire pe_r31_c6__first;
   wire pe_r31_c6__load;
-  wire [79:0] pe_r31_c6__load_terms;
+  wire [47:0] pe_r31_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c6__step;
   wire [31:0] pe_r31_c6__x;
@@ -10548,7 +10548,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c7__en;
   wire pe_r31_c7__first;
   wire pe_r31_c7__load;
-  wire [79:0] pe_r31_c7__load_terms;
+  wire [47:0] pe_r31_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c7__step;
   wire [31:0] pe_r31_c7__x;
@@ -10556,7 +10556,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c8__en;
   wire pe_r31_c8__first;
   wire pe_r31_c8__load;
-  wire [79:0] pe_r31_c8__load_terms;
+  wire [47:0] pe_r31_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c8__step;
   wire [31:0] pe_r31_c8__x;
@@ -10564,7 +10564,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c9__en;
   wire pe_r31_c9__first;
   wire pe_r31_c9__load;
-  wire [79:0] pe_r31_c9__load_terms;
+  wire [47:0] pe_r31_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c9__step;
   wire [31:0] pe_r31_c9__x;
@@ -10572,7 +10572,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c0__en;
   wire pe_r3_c0__first;
   wire pe_r3_c0__load;
-  wire [79:0] pe_r3_c0__load_terms;
+  wire [47:0] pe_r3_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c0__step;
   wire [31:0] pe_r3_c0__x;
@@ -10580,7 +10580,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c10__en;
   wire pe_r3_c10__first;
   wire pe_r3_c10__load;
-  wire [79:0] pe_r3_c10__load_terms;
+  wire [47:0] pe_r3_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c10__step;
   wire [31:0] pe_r3_c10__x;
@@ -10588,7 +10588,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c11__en;
   wire pe_r3_c11__first;
   wire pe_r3_c11__load;
-  wire [79:0] pe_r3_c11__load_terms;
+  wire [47:0] pe_r3_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c11__step;
   wire [31:0] pe_r3_c11__x;
@@ -10596,7 +10596,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c12__en;
   wire pe_r3_c12__first;
   wire pe_r3_c12__load;
-  wire [79:0] pe_r3_c12__load_terms;
+  wire [47:0] pe_r3_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c12__step;
   wire [31:0] pe_r3_c12__x;
@@ -10604,7 +10604,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c13__en;
   wire pe_r3_c13__first;
   wire pe_r3_c13__load;
-  wire [79:0] pe_r3_c13__load_terms;
+  wire [47:0] pe_r3_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c13__step;
   wire [31:0] pe_r3_c13__x;
@@ -10612,7 +10612,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c14__en;
   wire pe_r3_c14__first;
   wire pe_r3_c14__load;
-  wire [79:0] pe_r3_c14__load_terms;
+  wire [47:0] pe_r3_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c14__step;
   wire [31:0] pe_r3_c14__x;
@@ -10620,7 +10620,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c15__en;
   wire pe_r3_c15__first;
   wire pe_r3_c15__load;
-  wire [79:0] pe_r3_c15__load_terms;
+  wire [47:0] pe_r3_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c15__step;
   wire [31:0] pe_r3_c15__x;
@@ -10628,7 +10628,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c16__en;
   wire pe_r3_c16__first;
   wire pe_r3_c16__load;
-  wire [79:0] pe_r3_c16__load_terms;
+  wire [47:0] pe_r3_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c16__step;
   wire [31:0] pe_r3_c16__x;
@@ -10636,7 +10636,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c17__en;
   wire pe_r3_c17__first;
   wire pe_r3_c17__load;
-  wire [79:0] pe_r3_c17__load_terms;
+  wire [47:0] pe_r3_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c17__step;
   wire [31:0] pe_r3_c17__x;
@@ -10644,7 +10644,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c18__en;
   wire pe_r3_c18__first;
   wire pe_r3_c18__load;
-  wire [79:0] pe_r3_c18__load_terms;
+  wire [47:0] pe_r3_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c18__step;
   wire [31:0] pe_r3_c18__x;
@@ -10652,7 +10652,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c19__en;
   wire pe_r3_c19__first;
   wire pe_r3_c19__load;
-  wire [79:0] pe_r3_c19__load_terms;
+  wire [47:0] pe_r3_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c19__step;
   wire [31:0] pe_r3_c19__x;
@@ -10660,7 +10660,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c1__en;
   wire pe_r3_c1__first;
   wire pe_r3_c1__load;
-  wire [79:0] pe_r3_c1__load_terms;
+  wire [47:0] pe_r3_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c1__step;
   wire [31:0] pe_r3_c1__x;
@@ -10668,7 +10668,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c20__en;
   wire pe_r3_c20__first;
   wire pe_r3_c20__load;
-  wire [79:0] pe_r3_c20__load_terms;
+  wire [47:0] pe_r3_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c20__step;
   wire [31:0] pe_r3_c20__x;
@@ -10676,7 +10676,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c21__en;
   wire pe_r3_c21__first;
   wire pe_r3_c21__load;
-  wire [79:0] pe_r3_c21__load_terms;
+  wire [47:0] pe_r3_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c21__step;
   wire [31:0] pe_r3_c21__x;
@@ -10684,7 +10684,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c22__en;
   wire pe_r3_c22__first;
   wire pe_r3_c22__load;
-  wire [79:0] pe_r3_c22__load_terms;
+  wire [47:0] pe_r3_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c22__step;
   wire [31:0] pe_r3_c22__x;
@@ -10692,7 +10692,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c23__en;
   wire pe_r3_c23__first;
   wire pe_r3_c23__load;
-  wire [79:0] pe_r3_c23__load_terms;
+  wire [47:0] pe_r3_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c23__step;
   wire [31:0] pe_r3_c23__x;
@@ -10700,7 +10700,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c24__en;
   wire pe_r3_c24__first;
   wire pe_r3_c24__load;
-  wire [79:0] pe_r3_c24__load_terms;
+  wire [47:0] pe_r3_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c24__step;
   wire [31:0] pe_r3_c24__x;
@@ -10708,7 +10708,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c25__en;
   wire pe_r3_c25__first;
   wire pe_r3_c25__load;
-  wire [79:0] pe_r3_c25__load_terms;
+  wire [47:0] pe_r3_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c25__step;
   wire [31:0] pe_r3_c25__x;
@@ -10716,7 +10716,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c26__en;
   wire pe_r3_c26__first;
   wire pe_r3_c26__load;
-  wire [79:0] pe_r3_c26__load_terms;
+  wire [47:0] pe_r3_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c26__step;
   wire [31:0] pe_r3_c26__x;
@@ -10724,7 +10724,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c27__en;
   wire pe_r3_c27__first;
   wire pe_r3_c27__load;
-  wire [79:0] pe_r3_c27__load_terms;
+  wire [47:0] pe_r3_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c27__step;
   wire [31:0] pe_r3_c27__x;
@@ -10732,7 +10732,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c28__en;
   wire pe_r3_c28__first;
   wire pe_r3_c28__load;
-  wire [79:0] pe_r3_c28__load_terms;
+  wire [47:0] pe_r3_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c28__step;
   wire [31:0] pe_r3_c28__x;
@@ -10740,7 +10740,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c29__en;
   wire pe_r3_c29__first;
   wire pe_r3_c29__load;
-  wire [79:0] pe_r3_c29__load_terms;
+  wire [47:0] pe_r3_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c29__step;
   wire [31:0] pe_r3_c29__x;
@@ -10748,7 +10748,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c2__en;
   wire pe_r3_c2__first;
   wire pe_r3_c2__load;
-  wire [79:0] pe_r3_c2__load_terms;
+  wire [47:0] pe_r3_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c2__step;
   wire [31:0] pe_r3_c2__x;
@@ -10756,7 +10756,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c30__en;
   wire pe_r3_c30__first;
   wire pe_r3_c30__load;
-  wire [79:0] pe_r3_c30__load_terms;
+  wire [47:0] pe_r3_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c30__step;
   wire [31:0] pe_r3_c30__x;
@@ -10764,7 +10764,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c31__en;
   wire pe_r3_c31__first;
   wire pe_r3_c31__load;
-  wire [79:0] pe_r3_c31__load_terms;
+  wire [47:0] pe_r3_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c31__step;
   wire [31:0] pe_r3_c31__x;
@@ -10772,7 +10772,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c3__en;
   wire pe_r3_c3__first;
   wire pe_r3_c3__load;
-  wire [79:0] pe_r3_c3__load_terms;
+  wire [47:0] pe_r3_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c3__step;
   wire [31:0] pe_r3_c3__x;
@@ -10780,7 +10780,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c4__en;
   wire pe_r3_c4__first;
   wire pe_r3_c4__load;
-  wire [79:0] pe_r3_c4__load_terms;
+  wire [47:0] pe_r3_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c4__step;
   wire [31:0] pe_r3_c4__x;
@@ -10788,7 +10788,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c5__en;
   wire pe_r3_c5__first;
   wire pe_r3_c5__load;
-  wire [79:0] pe_r3_c5__load_terms;
+  wire [47:0] pe_r3_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c5__step;
   wire [31:0] pe_r3_c5__x;
@@ -10796,7 +10796,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c6__en;
   wire pe_r3_c6__first;
   wire pe_r3_c6__load;
-  wire [79:0] pe_r3_c6__load_terms;
+  wire [47:0] pe_r3_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c6__step;
   wire [31:0] pe_r3_c6__x;
@@ -10804,7 +10804,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c7__en;
   wire pe_r3_c7__first;
   wire pe_r3_c7__load;
-  wire [79:0] pe_r3_c7__load_terms;
+  wire [47:0] pe_r3_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c7__step;
   wire [31:0] pe_r3_c7__x;
@@ -10812,7 +10812,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c8__en;
   wire pe_r3_c8__first;
   wire pe_r3_c8__load;
-  wire [79:0] pe_r3_c8__load_terms;
+  wire [47:0] pe_r3_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c8__step;
   wire [31:0] pe_r3_c8__x;
@@ -10820,7 +10820,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c9__en;
   wire pe_r3_c9__first;
   wire pe_r3_c9__load;
-  wire [79:0] pe_r3_c9__load_terms;
+  wire [47:0] pe_r3_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c9__step;
   wire [31:0] pe_r3_c9__x;
@@ -10828,7 +10828,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c0__en;
   wire pe_r4_c0__first;
   wire pe_r4_c0__load;
-  wire [79:0] pe_r4_c0__load_terms;
+  wire [47:0] pe_r4_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c0__step;
   wire [31:0] pe_r4_c0__x;
@@ -10836,7 +10836,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c10__en;
   wire pe_r4_c10__first;
   wire pe_r4_c10__load;
-  wire [79:0] pe_r4_c10__load_terms;
+  wire [47:0] pe_r4_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c10__step;
   wire [31:0] pe_r4_c10__x;
@@ -10844,7 +10844,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c11__en;
   wire pe_r4_c11__first;
   wire pe_r4_c11__load;
-  wire [79:0] pe_r4_c11__load_terms;
+  wire [47:0] pe_r4_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c11__step;
   wire [31:0] pe_r4_c11__x;
@@ -10852,7 +10852,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c12__en;
   wire pe_r4_c12__first;
   wire pe_r4_c12__load;
-  wire [79:0] pe_r4_c12__load_terms;
+  wire [47:0] pe_r4_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c12__step;
   wire [31:0] pe_r4_c12__x;
@@ -10860,7 +10860,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c13__en;
   wire pe_r4_c13__first;
   wire pe_r4_c13__load;
-  wire [79:0] pe_r4_c13__load_terms;
+  wire [47:0] pe_r4_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c13__step;
   wire [31:0] pe_r4_c13__x;
@@ -10868,7 +10868,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c14__en;
   wire pe_r4_c14__first;
   wire pe_r4_c14__load;
-  wire [79:0] pe_r4_c14__load_terms;
+  wire [47:0] pe_r4_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c14__step;
   wire [31:0] pe_r4_c14__x;
@@ -10876,7 +10876,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c15__en;
   wire pe_r4_c15__first;
   wire pe_r4_c15__load;
-  wire [79:0] pe_r4_c15__load_terms;
+  wire [47:0] pe_r4_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c15__step;
   wire [31:0] pe_r4_c15__x;
@@ -10884,7 +10884,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c16__en;
   wire pe_r4_c16__first;
   wire pe_r4_c16__load;
-  wire [79:0] pe_r4_c16__load_terms;
+  wire [47:0] pe_r4_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c16__step;
   wire [31:0] pe_r4_c16__x;
@@ -10892,7 +10892,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c17__en;
   wire pe_r4_c17__first;
   wire pe_r4_c17__load;
-  wire [79:0] pe_r4_c17__load_terms;
+  wire [47:0] pe_r4_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c17__step;
   wire [31:0] pe_r4_c17__x;
@@ -10900,7 +10900,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c18__en;
   wire pe_r4_c18__first;
   wire pe_r4_c18__load;
-  wire [79:0] pe_r4_c18__load_terms;
+  wire [47:0] pe_r4_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c18__step;
   wire [31:0] pe_r4_c18__x;
@@ -10908,7 +10908,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c19__en;
   wire pe_r4_c19__first;
   wire pe_r4_c19__load;
-  wire [79:0] pe_r4_c19__load_terms;
+  wire [47:0] pe_r4_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c19__step;
   wire [31:0] pe_r4_c19__x;
@@ -10916,7 +10916,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c1__en;
   wire pe_r4_c1__first;
   wire pe_r4_c1__load;
-  wire [79:0] pe_r4_c1__load_terms;
+  wire [47:0] pe_r4_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c1__step;
   wire [31:0] pe_r4_c1__x;
@@ -10924,7 +10924,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c20__en;
   wire pe_r4_c20__first;
   wire pe_r4_c20__load;
-  wire [79:0] pe_r4_c20__load_terms;
+  wire [47:0] pe_r4_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c20__step;
   wire [31:0] pe_r4_c20__x;
@@ -10932,7 +10932,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c21__en;
   wire pe_r4_c21__first;
   wire pe_r4_c21__load;
-  wire [79:0] pe_r4_c21__load_terms;
+  wire [47:0] pe_r4_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c21__step;
   wire [31:0] pe_r4_c21__x;
@@ -10940,7 +10940,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c22__en;
   wire pe_r4_c22__first;
   wire pe_r4_c22__load;
-  wire [79:0] pe_r4_c22__load_terms;
+  wire [47:0] pe_r4_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c22__step;
   wire [31:0] pe_r4_c22__x;
@@ -10948,7 +10948,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c23__en;
   wire pe_r4_c23__first;
   wire pe_r4_c23__load;
-  wire [79:0] pe_r4_c23__load_terms;
+  wire [47:0] pe_r4_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c23__step;
   wire [31:0] pe_r4_c23__x;
@@ -10956,7 +10956,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c24__en;
   wire pe_r4_c24__first;
   wire pe_r4_c24__load;
-  wire [79:0] pe_r4_c24__load_terms;
+  wire [47:0] pe_r4_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c24__step;
   wire [31:0] pe_r4_c24__x;
@@ -10964,7 +10964,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c25__en;
   wire pe_r4_c25__first;
   wire pe_r4_c25__load;
-  wire [79:0] pe_r4_c25__load_terms;
+  wire [47:0] pe_r4_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c25__step;
   wire [31:0] pe_r4_c25__x;
@@ -10972,7 +10972,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c26__en;
   wire pe_r4_c26__first;
   wire pe_r4_c26__load;
-  wire [79:0] pe_r4_c26__load_terms;
+  wire [47:0] pe_r4_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c26__step;
   wire [31:0] pe_r4_c26__x;
@@ -10980,7 +10980,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c27__en;
   wire pe_r4_c27__first;
   wire pe_r4_c27__load;
-  wire [79:0] pe_r4_c27__load_terms;
+  wire [47:0] pe_r4_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c27__step;
   wire [31:0] pe_r4_c27__x;
@@ -10988,7 +10988,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c28__en;
   wire pe_r4_c28__first;
   wire pe_r4_c28__load;
-  wire [79:0] pe_r4_c28__load_terms;
+  wire [47:0] pe_r4_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c28__step;
   wire [31:0] pe_r4_c28__x;
@@ -10996,7 +10996,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c29__en;
   wire pe_r4_c29__first;
   wire pe_r4_c29__load;
-  wire [79:0] pe_r4_c29__load_terms;
+  wire [47:0] pe_r4_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c29__step;
   wire [31:0] pe_r4_c29__x;
@@ -11004,7 +11004,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c2__en;
   wire pe_r4_c2__first;
   wire pe_r4_c2__load;
-  wire [79:0] pe_r4_c2__load_terms;
+  wire [47:0] pe_r4_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c2__step;
   wire [31:0] pe_r4_c2__x;
@@ -11012,7 +11012,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c30__en;
   wire pe_r4_c30__first;
   wire pe_r4_c30__load;
-  wire [79:0] pe_r4_c30__load_terms;
+  wire [47:0] pe_r4_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c30__step;
   wire [31:0] pe_r4_c30__x;
@@ -11020,7 +11020,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c31__en;
   wire pe_r4_c31__first;
   wire pe_r4_c31__load;
-  wire [79:0] pe_r4_c31__load_terms;
+  wire [47:0] pe_r4_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c31__step;
   wire [31:0] pe_r4_c31__x;
@@ -11028,7 +11028,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c3__en;
   wire pe_r4_c3__first;
   wire pe_r4_c3__load;
-  wire [79:0] pe_r4_c3__load_terms;
+  wire [47:0] pe_r4_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c3__step;
   wire [31:0] pe_r4_c3__x;
@@ -11036,7 +11036,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c4__en;
   wire pe_r4_c4__first;
   wire pe_r4_c4__load;
-  wire [79:0] pe_r4_c4__load_terms;
+  wire [47:0] pe_r4_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c4__step;
   wire [31:0] pe_r4_c4__x;
@@ -11044,7 +11044,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c5__en;
   wire pe_r4_c5__first;
   wire pe_r4_c5__load;
-  wire [79:0] pe_r4_c5__load_terms;
+  wire [47:0] pe_r4_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c5__step;
   wire [31:0] pe_r4_c5__x;
@@ -11052,7 +11052,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c6__en;
   wire pe_r4_c6__first;
   wire pe_r4_c6__load;
-  wire [79:0] pe_r4_c6__load_terms;
+  wire [47:0] pe_r4_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c6__step;
   wire [31:0] pe_r4_c6__x;
@@ -11060,7 +11060,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c7__en;
   wire pe_r4_c7__first;
   wire pe_r4_c7__load;
-  wire [79:0] pe_r4_c7__load_terms;
+  wire [47:0] pe_r4_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c7__step;
   wire [31:0] pe_r4_c7__x;
@@ -11068,7 +11068,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c8__en;
   wire pe_r4_c8__first;
   wire pe_r4_c8__load;
-  wire [79:0] pe_r4_c8__load_terms;
+  wire [47:0] pe_r4_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c8__step;
   wire [31:0] pe_r4_c8__x;
@@ -11076,7 +11076,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c9__en;
   wire pe_r4_c9__first;
   wire pe_r4_c9__load;
-  wire [79:0] pe_r4_c9__load_terms;
+  wire [47:0] pe_r4_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c9__step;
   wire [31:0] pe_r4_c9__x;
@@ -11084,7 +11084,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c0__en;
   wire pe_r5_c0__first;
   wire pe_r5_c0__load;
-  wire [79:0] pe_r5_c0__load_terms;
+  wire [47:0] pe_r5_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c0__step;
   wire [31:0] pe_r5_c0__x;
@@ -11092,7 +11092,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c10__en;
   wire pe_r5_c10__first;
   wire pe_r5_c10__load;
-  wire [79:0] pe_r5_c10__load_terms;
+  wire [47:0] pe_r5_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c10__step;
   wire [31:0] pe_r5_c10__x;
@@ -11100,7 +11100,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c11__en;
   wire pe_r5_c11__first;
   wire pe_r5_c11__load;
-  wire [79:0] pe_r5_c11__load_terms;
+  wire [47:0] pe_r5_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c11__step;
   wire [31:0] pe_r5_c11__x;
@@ -11108,7 +11108,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c12__en;
   wire pe_r5_c12__first;
   wire pe_r5_c12__load;
-  wire [79:0] pe_r5_c12__load_terms;
+  wire [47:0] pe_r5_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c12__step;
   wire [31:0] pe_r5_c12__x;
@@ -11116,7 +11116,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c13__en;
   wire pe_r5_c13__first;
   wire pe_r5_c13__load;
-  wire [79:0] pe_r5_c13__load_terms;
+  wire [47:0] pe_r5_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c13__step;
   wire [31:0] pe_r5_c13__x;
@@ -11124,7 +11124,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c14__en;
   wire pe_r5_c14__first;
   wire pe_r5_c14__load;
-  wire [79:0] pe_r5_c14__load_terms;
+  wire [47:0] pe_r5_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c14__step;
   wire [31:0] pe_r5_c14__x;
@@ -11132,7 +11132,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c15__en;
   wire pe_r5_c15__first;
   wire pe_r5_c15__load;
-  wire [79:0] pe_r5_c15__load_terms;
+  wire [47:0] pe_r5_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c15__step;
   wire [31:0] pe_r5_c15__x;
@@ -11140,7 +11140,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c16__en;
   wire pe_r5_c16__first;
   wire pe_r5_c16__load;
-  wire [79:0] pe_r5_c16__load_terms;
+  wire [47:0] pe_r5_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c16__step;
   wire [31:0] pe_r5_c16__x;
@@ -11148,7 +11148,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c17__en;
   wire pe_r5_c17__first;
   wire pe_r5_c17__load;
-  wire [79:0] pe_r5_c17__load_terms;
+  wire [47:0] pe_r5_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c17__step;
   wire [31:0] pe_r5_c17__x;
@@ -11156,7 +11156,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c18__en;
   wire pe_r5_c18__first;
   wire pe_r5_c18__load;
-  wire [79:0] pe_r5_c18__load_terms;
+  wire [47:0] pe_r5_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c18__step;
   wire [31:0] pe_r5_c18__x;
@@ -11164,7 +11164,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c19__en;
   wire pe_r5_c19__first;
   wire pe_r5_c19__load;
-  wire [79:0] pe_r5_c19__load_terms;
+  wire [47:0] pe_r5_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c19__step;
   wire [31:0] pe_r5_c19__x;
@@ -11172,7 +11172,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c1__en;
   wire pe_r5_c1__first;
   wire pe_r5_c1__load;
-  wire [79:0] pe_r5_c1__load_terms;
+  wire [47:0] pe_r5_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c1__step;
   wire [31:0] pe_r5_c1__x;
@@ -11180,7 +11180,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c20__en;
   wire pe_r5_c20__first;
   wire pe_r5_c20__load;
-  wire [79:0] pe_r5_c20__load_terms;
+  wire [47:0] pe_r5_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c20__step;
   wire [31:0] pe_r5_c20__x;
@@ -11188,7 +11188,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c21__en;
   wire pe_r5_c21__first;
   wire pe_r5_c21__load;
-  wire [79:0] pe_r5_c21__load_terms;
+  wire [47:0] pe_r5_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c21__step;
   wire [31:0] pe_r5_c21__x;
@@ -11196,7 +11196,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c22__en;
   wire pe_r5_c22__first;
   wire pe_r5_c22__load;
-  wire [79:0] pe_r5_c22__load_terms;
+  wire [47:0] pe_r5_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c22__step;
   wire [31:0] pe_r5_c22__x;
@@ -11204,7 +11204,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c23__en;
   wire pe_r5_c23__first;
   wire pe_r5_c23__load;
-  wire [79:0] pe_r5_c23__load_terms;
+  wire [47:0] pe_r5_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c23__step;
   wire [31:0] pe_r5_c23__x;
@@ -11212,7 +11212,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c24__en;
   wire pe_r5_c24__first;
   wire pe_r5_c24__load;
-  wire [79:0] pe_r5_c24__load_terms;
+  wire [47:0] pe_r5_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c24__step;
   wire [31:0] pe_r5_c24__x;
@@ -11220,7 +11220,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c25__en;
   wire pe_r5_c25__first;
   wire pe_r5_c25__load;
-  wire [79:0] pe_r5_c25__load_terms;
+  wire [47:0] pe_r5_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c25__step;
   wire [31:0] pe_r5_c25__x;
@@ -11228,7 +11228,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c26__en;
   wire pe_r5_c26__first;
   wire pe_r5_c26__load;
-  wire [79:0] pe_r5_c26__load_terms;
+  wire [47:0] pe_r5_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c26__step;
   wire [31:0] pe_r5_c26__x;
@@ -11236,7 +11236,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c27__en;
   wire pe_r5_c27__first;
   wire pe_r5_c27__load;
-  wire [79:0] pe_r5_c27__load_terms;
+  wire [47:0] pe_r5_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c27__step;
   wire [31:0] pe_r5_c27__x;
@@ -11244,7 +11244,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c28__en;
   wire pe_r5_c28__first;
   wire pe_r5_c28__load;
-  wire [79:0] pe_r5_c28__load_terms;
+  wire [47:0] pe_r5_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c28__step;
   wire [31:0] pe_r5_c28__x;
@@ -11252,7 +11252,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c29__en;
   wire pe_r5_c29__first;
   wire pe_r5_c29__load;
-  wire [79:0] pe_r5_c29__load_terms;
+  wire [47:0] pe_r5_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c29__step;
   wire [31:0] pe_r5_c29__x;
@@ -11260,7 +11260,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c2__en;
   wire pe_r5_c2__first;
   wire pe_r5_c2__load;
-  wire [79:0] pe_r5_c2__load_terms;
+  wire [47:0] pe_r5_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c2__step;
   wire [31:0] pe_r5_c2__x;
@@ -11268,7 +11268,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c30__en;
   wire pe_r5_c30__first;
   wire pe_r5_c30__load;
-  wire [79:0] pe_r5_c30__load_terms;
+  wire [47:0] pe_r5_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c30__step;
   wire [31:0] pe_r5_c30__x;
@@ -11276,7 +11276,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c31__en;
   wire pe_r5_c31__first;
   wire pe_r5_c31__load;
-  wire [79:0] pe_r5_c31__load_terms;
+  wire [47:0] pe_r5_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c31__step;
   wire [31:0] pe_r5_c31__x;
@@ -11284,7 +11284,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c3__en;
   wire pe_r5_c3__first;
   wire pe_r5_c3__load;
-  wire [79:0] pe_r5_c3__load_terms;
+  wire [47:0] pe_r5_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c3__step;
   wire [31:0] pe_r5_c3__x;
@@ -11292,7 +11292,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c4__en;
   wire pe_r5_c4__first;
   wire pe_r5_c4__load;
-  wire [79:0] pe_r5_c4__load_terms;
+  wire [47:0] pe_r5_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c4__step;
   wire [31:0] pe_r5_c4__x;
@@ -11300,7 +11300,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c5__en;
   wire pe_r5_c5__first;
   wire pe_r5_c5__load;
-  wire [79:0] pe_r5_c5__load_terms;
+  wire [47:0] pe_r5_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c5__step;
   wire [31:0] pe_r5_c5__x;
@@ -11308,7 +11308,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c6__en;
   wire pe_r5_c6__first;
   wire pe_r5_c6__load;
-  wire [79:0] pe_r5_c6__load_terms;
+  wire [47:0] pe_r5_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c6__step;
   wire [31:0] pe_r5_c6__x;
@@ -11316,7 +11316,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c7__en;
   wire pe_r5_c7__first;
   wire pe_r5_c7__load;
-  wire [79:0] pe_r5_c7__load_terms;
+  wire [47:0] pe_r5_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c7__step;
   wire [31:0] pe_r5_c7__x;
@@ -11324,7 +11324,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c8__en;
   wire pe_r5_c8__first;
   wire pe_r5_c8__load;
-  wire [79:0] pe_r5_c8__load_terms;
+  wire [47:0] pe_r5_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c8__step;
   wire [31:0] pe_r5_c8__x;
@@ -11332,7 +11332,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c9__en;
   wire pe_r5_c9__first;
   wire pe_r5_c9__load;
-  wire [79:0] pe_r5_c9__load_terms;
+  wire [47:0] pe_r5_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c9__step;
   wire [31:0] pe_r5_c9__x;
@@ -11340,7 +11340,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c0__en;
   wire pe_r6_c0__first;
   wire pe_r6_c0__load;
-  wire [79:0] pe_r6_c0__load_terms;
+  wire [47:0] pe_r6_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c0__step;
   wire [31:0] pe_r6_c0__x;
@@ -11348,7 +11348,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c10__en;
   wire pe_r6_c10__first;
   wire pe_r6_c10__load;
-  wire [79:0] pe_r6_c10__load_terms;
+  wire [47:0] pe_r6_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c10__step;
   wire [31:0] pe_r6_c10__x;
@@ -11356,7 +11356,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c11__en;
   wire pe_r6_c11__first;
   wire pe_r6_c11__load;
-  wire [79:0] pe_r6_c11__load_terms;
+  wire [47:0] pe_r6_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c11__step;
   wire [31:0] pe_r6_c11__x;
@@ -11364,7 +11364,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c12__en;
   wire pe_r6_c12__first;
   wire pe_r6_c12__load;
-  wire [79:0] pe_r6_c12__load_terms;
+  wire [47:0] pe_r6_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c12__step;
   wire [31:0] pe_r6_c12__x;
@@ -11372,7 +11372,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c13__en;
   wire pe_r6_c13__first;
   wire pe_r6_c13__load;
-  wire [79:0] pe_r6_c13__load_terms;
+  wire [47:0] pe_r6_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c13__step;
   wire [31:0] pe_r6_c13__x;
@@ -11380,7 +11380,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c14__en;
   wire pe_r6_c14__first;
   wire pe_r6_c14__load;
-  wire [79:0] pe_r6_c14__load_terms;
+  wire [47:0] pe_r6_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c14__step;
   wire [31:0] pe_r6_c14__x;
@@ -11388,7 +11388,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c15__en;
   wire pe_r6_c15__first;
   wire pe_r6_c15__load;
-  wire [79:0] pe_r6_c15__load_terms;
+  wire [47:0] pe_r6_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c15__step;
   wire [31:0] pe_r6_c15__x;
@@ -11396,7 +11396,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c16__en;
   wire pe_r6_c16__first;
   wire pe_r6_c16__load;
-  wire [79:0] pe_r6_c16__load_terms;
+  wire [47:0] pe_r6_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c16__step;
   wire [31:0] pe_r6_c16__x;
@@ -11404,7 +11404,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c17__en;
   wire pe_r6_c17__first;
   wire pe_r6_c17__load;
-  wire [79:0] pe_r6_c17__load_terms;
+  wire [47:0] pe_r6_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c17__step;
   wire [31:0] pe_r6_c17__x;
@@ -11412,7 +11412,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c18__en;
   wire pe_r6_c18__first;
   wire pe_r6_c18__load;
-  wire [79:0] pe_r6_c18__load_terms;
+  wire [47:0] pe_r6_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c18__step;
   wire [31:0] pe_r6_c18__x;
@@ -11420,7 +11420,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c19__en;
   wire pe_r6_c19__first;
   wire pe_r6_c19__load;
-  wire [79:0] pe_r6_c19__load_terms;
+  wire [47:0] pe_r6_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c19__step;
   wire [31:0] pe_r6_c19__x;
@@ -11428,7 +11428,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c1__en;
   wire pe_r6_c1__first;
   wire pe_r6_c1__load;
-  wire [79:0] pe_r6_c1__load_terms;
+  wire [47:0] pe_r6_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c1__step;
   wire [31:0] pe_r6_c1__x;
@@ -11436,7 +11436,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c20__en;
   wire pe_r6_c20__first;
   wire pe_r6_c20__load;
-  wire [79:0] pe_r6_c20__load_terms;
+  wire [47:0] pe_r6_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c20__step;
   wire [31:0] pe_r6_c20__x;
@@ -11444,7 +11444,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c21__en;
   wire pe_r6_c21__first;
   wire pe_r6_c21__load;
-  wire [79:0] pe_r6_c21__load_terms;
+  wire [47:0] pe_r6_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c21__step;
   wire [31:0] pe_r6_c21__x;
@@ -11452,7 +11452,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c22__en;
   wire pe_r6_c22__first;
   wire pe_r6_c22__load;
-  wire [79:0] pe_r6_c22__load_terms;
+  wire [47:0] pe_r6_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c22__step;
   wire [31:0] pe_r6_c22__x;
@@ -11460,7 +11460,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c23__en;
   wire pe_r6_c23__first;
   wire pe_r6_c23__load;
-  wire [79:0] pe_r6_c23__load_terms;
+  wire [47:0] pe_r6_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c23__step;
   wire [31:0] pe_r6_c23__x;
@@ -11468,7 +11468,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c24__en;
   wire pe_r6_c24__first;
   wire pe_r6_c24__load;
-  wire [79:0] pe_r6_c24__load_terms;
+  wire [47:0] pe_r6_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c24__step;
   wire [31:0] pe_r6_c24__x;
@@ -11476,7 +11476,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c25__en;
   wire pe_r6_c25__first;
   wire pe_r6_c25__load;
-  wire [79:0] pe_r6_c25__load_terms;
+  wire [47:0] pe_r6_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c25__step;
   wire [31:0] pe_r6_c25__x;
@@ -11484,7 +11484,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c26__en;
   wire pe_r6_c26__first;
   wire pe_r6_c26__load;
-  wire [79:0] pe_r6_c26__load_terms;
+  wire [47:0] pe_r6_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c26__step;
   wire [31:0] pe_r6_c26__x;
@@ -11492,7 +11492,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c27__en;
   wire pe_r6_c27__first;
   wire pe_r6_c27__load;
-  wire [79:0] pe_r6_c27__load_terms;
+  wire [47:0] pe_r6_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c27__step;
   wire [31:0] pe_r6_c27__x;
@@ -11500,7 +11500,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c28__en;
   wire pe_r6_c28__first;
   wire pe_r6_c28__load;
-  wire [79:0] pe_r6_c28__load_terms;
+  wire [47:0] pe_r6_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c28__step;
   wire [31:0] pe_r6_c28__x;
@@ -11508,7 +11508,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c29__en;
   wire pe_r6_c29__first;
   wire pe_r6_c29__load;
-  wire [79:0] pe_r6_c29__load_terms;
+  wire [47:0] pe_r6_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c29__step;
   wire [31:0] pe_r6_c29__x;
@@ -11516,7 +11516,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c2__en;
   wire pe_r6_c2__first;
   wire pe_r6_c2__load;
-  wire [79:0] pe_r6_c2__load_terms;
+  wire [47:0] pe_r6_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c2__step;
   wire [31:0] pe_r6_c2__x;
@@ -11524,7 +11524,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c30__en;
   wire pe_r6_c30__first;
   wire pe_r6_c30__load;
-  wire [79:0] pe_r6_c30__load_terms;
+  wire [47:0] pe_r6_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c30__step;
   wire [31:0] pe_r6_c30__x;
@@ -11532,7 +11532,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c31__en;
   wire pe_r6_c31__first;
   wire pe_r6_c31__load;
-  wire [79:0] pe_r6_c31__load_terms;
+  wire [47:0] pe_r6_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c31__step;
   wire [31:0] pe_r6_c31__x;
@@ -11540,7 +11540,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c3__en;
   wire pe_r6_c3__first;
   wire pe_r6_c3__load;
-  wire [79:0] pe_r6_c3__load_terms;
+  wire [47:0] pe_r6_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c3__step;
   wire [31:0] pe_r6_c3__x;
@@ -11548,7 +11548,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c4__en;
   wire pe_r6_c4__first;
   wire pe_r6_c4__load;
-  wire [79:0] pe_r6_c4__load_terms;
+  wire [47:0] pe_r6_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c4__step;
   wire [31:0] pe_r6_c4__x;
@@ -11556,7 +11556,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c5__en;
   wire pe_r6_c5__first;
   wire pe_r6_c5__load;
-  wire [79:0] pe_r6_c5__load_terms;
+  wire [47:0] pe_r6_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c5__step;
   wire [31:0] pe_r6_c5__x;
@@ -11564,7 +11564,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c6__en;
   wire pe_r6_c6__first;
   wire pe_r6_c6__load;
-  wire [79:0] pe_r6_c6__load_terms;
+  wire [47:0] pe_r6_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c6__step;
   wire [31:0] pe_r6_c6__x;
@@ -11572,7 +11572,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c7__en;
   wire pe_r6_c7__first;
   wire pe_r6_c7__load;
-  wire [79:0] pe_r6_c7__load_terms;
+  wire [47:0] pe_r6_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c7__step;
   wire [31:0] pe_r6_c7__x;
@@ -11580,7 +11580,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c8__en;
   wire pe_r6_c8__first;
   wire pe_r6_c8__load;
-  wire [79:0] pe_r6_c8__load_terms;
+  wire [47:0] pe_r6_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c8__step;
   wire [31:0] pe_r6_c8__x;
@@ -11588,7 +11588,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c9__en;
   wire pe_r6_c9__first;
   wire pe_r6_c9__load;
-  wire [79:0] pe_r6_c9__load_terms;
+  wire [47:0] pe_r6_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c9__step;
   wire [31:0] pe_r6_c9__x;
@@ -11596,7 +11596,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c0__en;
   wire pe_r7_c0__first;
   wire pe_r7_c0__load;
-  wire [79:0] pe_r7_c0__load_terms;
+  wire [47:0] pe_r7_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c0__step;
   wire [31:0] pe_r7_c0__x;
@@ -11604,7 +11604,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c10__en;
   wire pe_r7_c10__first;
   wire pe_r7_c10__load;
-  wire [79:0] pe_r7_c10__load_terms;
+  wire [47:0] pe_r7_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c10__step;
   wire [31:0] pe_r7_c10__x;
@@ -11612,7 +11612,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c11__en;
   wire pe_r7_c11__first;
   wire pe_r7_c11__load;
-  wire [79:0] pe_r7_c11__load_terms;
+  wire [47:0] pe_r7_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c11__step;
   wire [31:0] pe_r7_c11__x;
@@ -11620,7 +11620,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c12__en;
   wire pe_r7_c12__first;
   wire pe_r7_c12__load;
-  wire [79:0] pe_r7_c12__load_terms;
+  wire [47:0] pe_r7_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c12__step;
   wire [31:0] pe_r7_c12__x;
@@ -11628,7 +11628,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c13__en;
   wire pe_r7_c13__first;
   wire pe_r7_c13__load;
-  wire [79:0] pe_r7_c13__load_terms;
+  wire [47:0] pe_r7_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c13__step;
   wire [31:0] pe_r7_c13__x;
@@ -11636,7 +11636,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c14__en;
   wire pe_r7_c14__first;
   wire pe_r7_c14__load;
-  wire [79:0] pe_r7_c14__load_terms;
+  wire [47:0] pe_r7_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c14__step;
   wire [31:0] pe_r7_c14__x;
@@ -11644,7 +11644,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c15__en;
   wire pe_r7_c15__first;
   wire pe_r7_c15__load;
-  wire [79:0] pe_r7_c15__load_terms;
+  wire [47:0] pe_r7_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c15__step;
   wire [31:0] pe_r7_c15__x;
@@ -11652,7 +11652,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c16__en;
   wire pe_r7_c16__first;
   wire pe_r7_c16__load;
-  wire [79:0] pe_r7_c16__load_terms;
+  wire [47:0] pe_r7_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c16__step;
   wire [31:0] pe_r7_c16__x;
@@ -11660,7 +11660,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c17__en;
   wire pe_r7_c17__first;
   wire pe_r7_c17__load;
-  wire [79:0] pe_r7_c17__load_terms;
+  wire [47:0] pe_r7_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c17__step;
   wire [31:0] pe_r7_c17__x;
@@ -11668,7 +11668,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c18__en;
   wire pe_r7_c18__first;
   wire pe_r7_c18__load;
-  wire [79:0] pe_r7_c18__load_terms;
+  wire [47:0] pe_r7_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c18__step;
   wire [31:0] pe_r7_c18__x;
@@ -11676,7 +11676,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c19__en;
   wire pe_r7_c19__first;
   wire pe_r7_c19__load;
-  wire [79:0] pe_r7_c19__load_terms;
+  wire [47:0] pe_r7_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c19__step;
   wire [31:0] pe_r7_c19__x;
@@ -11684,7 +11684,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c1__en;
   wire pe_r7_c1__first;
   wire pe_r7_c1__load;
-  wire [79:0] pe_r7_c1__load_terms;
+  wire [47:0] pe_r7_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c1__step;
   wire [31:0] pe_r7_c1__x;
@@ -11692,7 +11692,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c20__en;
   wire pe_r7_c20__first;
   wire pe_r7_c20__load;
-  wire [79:0] pe_r7_c20__load_terms;
+  wire [47:0] pe_r7_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c20__step;
   wire [31:0] pe_r7_c20__x;
@@ -11700,7 +11700,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c21__en;
   wire pe_r7_c21__first;
   wire pe_r7_c21__load;
-  wire [79:0] pe_r7_c21__load_terms;
+  wire [47:0] pe_r7_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c21__step;
   wire [31:0] pe_r7_c21__x;
@@ -11708,7 +11708,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c22__en;
   wire pe_r7_c22__first;
   wire pe_r7_c22__load;
-  wire [79:0] pe_r7_c22__load_terms;
+  wire [47:0] pe_r7_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c22__step;
   wire [31:0] pe_r7_c22__x;
@@ -11716,7 +11716,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c23__en;
   wire pe_r7_c23__first;
   wire pe_r7_c23__load;
-  wire [79:0] pe_r7_c23__load_terms;
+  wire [47:0] pe_r7_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c23__step;
   wire [31:0] pe_r7_c23__x;
@@ -11724,7 +11724,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c24__en;
   wire pe_r7_c24__first;
   wire pe_r7_c24__load;
-  wire [79:0] pe_r7_c24__load_terms;
+  wire [47:0] pe_r7_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c24__step;
   wire [31:0] pe_r7_c24__x;
@@ -11732,7 +11732,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c25__en;
   wire pe_r7_c25__first;
   wire pe_r7_c25__load;
-  wire [79:0] pe_r7_c25__load_terms;
+  wire [47:0] pe_r7_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c25__step;
   wire [31:0] pe_r7_c25__x;
@@ -11740,7 +11740,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c26__en;
   wire pe_r7_c26__first;
   wire pe_r7_c26__load;
-  wire [79:0] pe_r7_c26__load_terms;
+  wire [47:0] pe_r7_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c26__step;
   wire [31:0] pe_r7_c26__x;
@@ -11748,7 +11748,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c27__en;
   wire pe_r7_c27__first;
   wire pe_r7_c27__load;
-  wire [79:0] pe_r7_c27__load_terms;
+  wire [47:0] pe_r7_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c27__step;
   wire [31:0] pe_r7_c27__x;
@@ -11756,7 +11756,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c28__en;
   wire pe_r7_c28__first;
   wire pe_r7_c28__load;
-  wire [79:0] pe_r7_c28__load_terms;
+  wire [47:0] pe_r7_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c28__step;
   wire [31:0] pe_r7_c28__x;
@@ -11764,7 +11764,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c29__en;
   wire pe_r7_c29__first;
   wire pe_r7_c29__load;
-  wire [79:0] pe_r7_c29__load_terms;
+  wire [47:0] pe_r7_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c29__step;
   wire [31:0] pe_r7_c29__x;
@@ -11772,7 +11772,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c2__en;
   wire pe_r7_c2__first;
   wire pe_r7_c2__load;
-  wire [79:0] pe_r7_c2__load_terms;
+  wire [47:0] pe_r7_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c2__step;
   wire [31:0] pe_r7_c2__x;
@@ -11780,7 +11780,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c30__en;
   wire pe_r7_c30__first;
   wire pe_r7_c30__load;
-  wire [79:0] pe_r7_c30__load_terms;
+  wire [47:0] pe_r7_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c30__step;
   wire [31:0] pe_r7_c30__x;
@@ -11788,7 +11788,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c31__en;
   wire pe_r7_c31__first;
   wire pe_r7_c31__load;
-  wire [79:0] pe_r7_c31__load_terms;
+  wire [47:0] pe_r7_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c31__step;
   wire [31:0] pe_r7_c31__x;
@@ -11796,7 +11796,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c3__en;
   wire pe_r7_c3__first;
   wire pe_r7_c3__load;
-  wire [79:0] pe_r7_c3__load_terms;
+  wire [47:0] pe_r7_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c3__step;
   wire [31:0] pe_r7_c3__x;
@@ -11804,7 +11804,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c4__en;
   wire pe_r7_c4__first;
   wire pe_r7_c4__load;
-  wire [79:0] pe_r7_c4__load_terms;
+  wire [47:0] pe_r7_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c4__step;
   wire [31:0] pe_r7_c4__x;
@@ -11812,7 +11812,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c5__en;
   wire pe_r7_c5__first;
   wire pe_r7_c5__load;
-  wire [79:0] pe_r7_c5__load_terms;
+  wire [47:0] pe_r7_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c5__step;
   wire [31:0] pe_r7_c5__x;
@@ -11820,7 +11820,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c6__en;
   wire pe_r7_c6__first;
   wire pe_r7_c6__load;
-  wire [79:0] pe_r7_c6__load_terms;
+  wire [47:0] pe_r7_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c6__step;
   wire [31:0] pe_r7_c6__x;
@@ -11828,7 +11828,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c7__en;
   wire pe_r7_c7__first;
   wire pe_r7_c7__load;
-  wire [79:0] pe_r7_c7__load_terms;
+  wire [47:0] pe_r7_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c7__step;
   wire [31:0] pe_r7_c7__x;
@@ -11836,7 +11836,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c8__en;
   wire pe_r7_c8__first;
   wire pe_r7_c8__load;
-  wire [79:0] pe_r7_c8__load_terms;
+  wire [47:0] pe_r7_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c8__step;
   wire [31:0] pe_r7_c8__x;
@@ -11844,7 +11844,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c9__en;
   wire pe_r7_c9__first;
   wire pe_r7_c9__load;
-  wire [79:0] pe_r7_c9__load_terms;
+  wire [47:0] pe_r7_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c9__step;
   wire [31:0] pe_r7_c9__x;
@@ -11852,7 +11852,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c0__en;
   wire pe_r8_c0__first;
   wire pe_r8_c0__load;
-  wire [79:0] pe_r8_c0__load_terms;
+  wire [47:0] pe_r8_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c0__step;
   wire [31:0] pe_r8_c0__x;
@@ -11860,7 +11860,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c10__en;
   wire pe_r8_c10__first;
   wire pe_r8_c10__load;
-  wire [79:0] pe_r8_c10__load_terms;
+  wire [47:0] pe_r8_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c10__step;
   wire [31:0] pe_r8_c10__x;
@@ -11868,7 +11868,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c11__en;
   wire pe_r8_c11__first;
   wire pe_r8_c11__load;
-  wire [79:0] pe_r8_c11__load_terms;
+  wire [47:0] pe_r8_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c11__step;
   wire [31:0] pe_r8_c11__x;
@@ -11876,7 +11876,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c12__en;
   wire pe_r8_c12__first;
   wire pe_r8_c12__load;
-  wire [79:0] pe_r8_c12__load_terms;
+  wire [47:0] pe_r8_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c12__step;
   wire [31:0] pe_r8_c12__x;
@@ -11884,7 +11884,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c13__en;
   wire pe_r8_c13__first;
   wire pe_r8_c13__load;
-  wire [79:0] pe_r8_c13__load_terms;
+  wire [47:0] pe_r8_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c13__step;
   wire [31:0] pe_r8_c13__x;
@@ -11892,7 +11892,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c14__en;
   wire pe_r8_c14__first;
   wire pe_r8_c14__load;
-  wire [79:0] pe_r8_c14__load_terms;
+  wire [47:0] pe_r8_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c14__step;
   wire [31:0] pe_r8_c14__x;
@@ -11900,7 +11900,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c15__en;
   wire pe_r8_c15__first;
   wire pe_r8_c15__load;
-  wire [79:0] pe_r8_c15__load_terms;
+  wire [47:0] pe_r8_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c15__step;
   wire [31:0] pe_r8_c15__x;
@@ -11908,7 +11908,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c16__en;
   wire pe_r8_c16__first;
   wire pe_r8_c16__load;
-  wire [79:0] pe_r8_c16__load_terms;
+  wire [47:0] pe_r8_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c16__step;
   wire [31:0] pe_r8_c16__x;
@@ -11916,7 +11916,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c17__en;
   wire pe_r8_c17__first;
   wire pe_r8_c17__load;
-  wire [79:0] pe_r8_c17__load_terms;
+  wire [47:0] pe_r8_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c17__step;
   wire [31:0] pe_r8_c17__x;
@@ -11924,7 +11924,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c18__en;
   wire pe_r8_c18__first;
   wire pe_r8_c18__load;
-  wire [79:0] pe_r8_c18__load_terms;
+  wire [47:0] pe_r8_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c18__step;
   wire [31:0] pe_r8_c18__x;
@@ -11932,7 +11932,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c19__en;
   wire pe_r8_c19__first;
   wire pe_r8_c19__load;
-  wire [79:0] pe_r8_c19__load_terms;
+  wire [47:0] pe_r8_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c19__step;
   wire [31:0] pe_r8_c19__x;
@@ -11940,7 +11940,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c1__en;
   wire pe_r8_c1__first;
   wire pe_r8_c1__load;
-  wire [79:0] pe_r8_c1__load_terms;
+  wire [47:0] pe_r8_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c1__step;
   wire [31:0] pe_r8_c1__x;
@@ -11948,7 +11948,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c20__en;
   wire pe_r8_c20__first;
   wire pe_r8_c20__load;
-  wire [79:0] pe_r8_c20__load_terms;
+  wire [47:0] pe_r8_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c20__step;
   wire [31:0] pe_r8_c20__x;
@@ -11956,7 +11956,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c21__en;
   wire pe_r8_c21__first;
   wire pe_r8_c21__load;
-  wire [79:0] pe_r8_c21__load_terms;
+  wire [47:0] pe_r8_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c21__step;
   wire [31:0] pe_r8_c21__x;
@@ -11964,7 +11964,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c22__en;
   wire pe_r8_c22__first;
   wire pe_r8_c22__load;
-  wire [79:0] pe_r8_c22__load_terms;
+  wire [47:0] pe_r8_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c22__step;
   wire [31:0] pe_r8_c22__x;
@@ -11972,7 +11972,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c23__en;
   wire pe_r8_c23__first;
   wire pe_r8_c23__load;
-  wire [79:0] pe_r8_c23__load_terms;
+  wire [47:0] pe_r8_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c23__step;
   wire [31:0] pe_r8_c23__x;
@@ -11980,7 +11980,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c24__en;
   wire pe_r8_c24__first;
   wire pe_r8_c24__load;
-  wire [79:0] pe_r8_c24__load_terms;
+  wire [47:0] pe_r8_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c24__step;
   wire [31:0] pe_r8_c24__x;
@@ -11988,7 +11988,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c25__en;
   wire pe_r8_c25__first;
   wire pe_r8_c25__load;
-  wire [79:0] pe_r8_c25__load_terms;
+  wire [47:0] pe_r8_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c25__step;
   wire [31:0] pe_r8_c25__x;
@@ -11996,7 +11996,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c26__en;
   wire pe_r8_c26__first;
   wire pe_r8_c26__load;
-  wire [79:0] pe_r8_c26__load_terms;
+  wire [47:0] pe_r8_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c26__step;
   wire [31:0] pe_r8_c26__x;
@@ -12004,7 +12004,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c27__en;
   wire pe_r8_c27__first;
   wire pe_r8_c27__load;
-  wire [79:0] pe_r8_c27__load_terms;
+  wire [47:0] pe_r8_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c27__step;
   wire [31:0] pe_r8_c27__x;
@@ -12012,7 +12012,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c28__en;
   wire pe_r8_c28__first;
   wire pe_r8_c28__load;
-  wire [79:0] pe_r8_c28__load_terms;
+  wire [47:0] pe_r8_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c28__step;
   wire [31:0] pe_r8_c28__x;
@@ -12020,7 +12020,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c29__en;
   wire pe_r8_c29__first;
   wire pe_r8_c29__load;
-  wire [79:0] pe_r8_c29__load_terms;
+  wire [47:0] pe_r8_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c29__step;
   wire [31:0] pe_r8_c29__x;
@@ -12028,7 +12028,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c2__en;
   wire pe_r8_c2__first;
   wire pe_r8_c2__load;
-  wire [79:0] pe_r8_c2__load_terms;
+  wire [47:0] pe_r8_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c2__step;
   wire [31:0] pe_r8_c2__x;
@@ -12036,7 +12036,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c30__en;
   wire pe_r8_c30__first;
   wire pe_r8_c30__load;
-  wire [79:0] pe_r8_c30__load_terms;
+  wire [47:0] pe_r8_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c30__step;
   wire [31:0] pe_r8_c30__x;
@@ -12044,7 +12044,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c31__en;
   wire pe_r8_c31__first;
   wire pe_r8_c31__load;
-  wire [79:0] pe_r8_c31__load_terms;
+  wire [47:0] pe_r8_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c31__step;
   wire [31:0] pe_r8_c31__x;
@@ -12052,7 +12052,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c3__en;
   wire pe_r8_c3__first;
   wire pe_r8_c3__load;
-  wire [79:0] pe_r8_c3__load_terms;
+  wire [47:0] pe_r8_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c3__step;
   wire [31:0] pe_r8_c3__x;
@@ -12060,7 +12060,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c4__en;
   wire pe_r8_c4__first;
   wire pe_r8_c4__load;
-  wire [79:0] pe_r8_c4__load_terms;
+  wire [47:0] pe_r8_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c4__step;
   wire [31:0] pe_r8_c4__x;
@@ -12068,7 +12068,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c5__en;
   wire pe_r8_c5__first;
   wire pe_r8_c5__load;
-  wire [79:0] pe_r8_c5__load_terms;
+  wire [47:0] pe_r8_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c5__step;
   wire [31:0] pe_r8_c5__x;
@@ -12076,7 +12076,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c6__en;
   wire pe_r8_c6__first;
   wire pe_r8_c6__load;
-  wire [79:0] pe_r8_c6__load_terms;
+  wire [47:0] pe_r8_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c6__step;
   wire [31:0] pe_r8_c6__x;
@@ -12084,7 +12084,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c7__en;
   wire pe_r8_c7__first;
   wire pe_r8_c7__load;
-  wire [79:0] pe_r8_c7__load_terms;
+  wire [47:0] pe_r8_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c7__step;
   wire [31:0] pe_r8_c7__x;
@@ -12092,7 +12092,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c8__en;
   wire pe_r8_c8__first;
   wire pe_r8_c8__load;
-  wire [79:0] pe_r8_c8__load_terms;
+  wire [47:0] pe_r8_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c8__step;
   wire [31:0] pe_r8_c8__x;
@@ -12100,7 +12100,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c9__en;
   wire pe_r8_c9__first;
   wire pe_r8_c9__load;
-  wire [79:0] pe_r8_c9__load_terms;
+  wire [47:0] pe_r8_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c9__step;
   wire [31:0] pe_r8_c9__x;
@@ -12108,7 +12108,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c0__en;
   wire pe_r9_c0__first;
   wire pe_r9_c0__load;
-  wire [79:0] pe_r9_c0__load_terms;
+  wire [47:0] pe_r9_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c0__step;
   wire [31:0] pe_r9_c0__x;
@@ -12116,7 +12116,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c10__en;
   wire pe_r9_c10__first;
   wire pe_r9_c10__load;
-  wire [79:0] pe_r9_c10__load_terms;
+  wire [47:0] pe_r9_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c10__step;
   wire [31:0] pe_r9_c10__x;
@@ -12124,7 +12124,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c11__en;
   wire pe_r9_c11__first;
   wire pe_r9_c11__load;
-  wire [79:0] pe_r9_c11__load_terms;
+  wire [47:0] pe_r9_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c11__step;
   wire [31:0] pe_r9_c11__x;
@@ -12132,7 +12132,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c12__en;
   wire pe_r9_c12__first;
   wire pe_r9_c12__load;
-  wire [79:0] pe_r9_c12__load_terms;
+  wire [47:0] pe_r9_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c12__step;
   wire [31:0] pe_r9_c12__x;
@@ -12140,7 +12140,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c13__en;
   wire pe_r9_c13__first;
   wire pe_r9_c13__load;
-  wire [79:0] pe_r9_c13__load_terms;
+  wire [47:0] pe_r9_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c13__step;
   wire [31:0] pe_r9_c13__x;
@@ -12148,7 +12148,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c14__en;
   wire pe_r9_c14__first;
   wire pe_r9_c14__load;
-  wire [79:0] pe_r9_c14__load_terms;
+  wire [47:0] pe_r9_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c14__step;
   wire [31:0] pe_r9_c14__x;
@@ -12156,7 +12156,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c15__en;
   wire pe_r9_c15__first;
   wire pe_r9_c15__load;
-  wire [79:0] pe_r9_c15__load_terms;
+  wire [47:0] pe_r9_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c15__step;
   wire [31:0] pe_r9_c15__x;
@@ -12164,7 +12164,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c16__en;
   wire pe_r9_c16__first;
   wire pe_r9_c16__load;
-  wire [79:0] pe_r9_c16__load_terms;
+  wire [47:0] pe_r9_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c16__step;
   wire [31:0] pe_r9_c16__x;
@@ -12172,7 +12172,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c17__en;
   wire pe_r9_c17__first;
   wire pe_r9_c17__load;
-  wire [79:0] pe_r9_c17__load_terms;
+  wire [47:0] pe_r9_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c17__step;
   wire [31:0] pe_r9_c17__x;
@@ -12180,7 +12180,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c18__en;
   wire pe_r9_c18__first;
   wire pe_r9_c18__load;
-  wire [79:0] pe_r9_c18__load_terms;
+  wire [47:0] pe_r9_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c18__step;
   wire [31:0] pe_r9_c18__x;
@@ -12188,7 +12188,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c19__en;
   wire pe_r9_c19__first;
   wire pe_r9_c19__load;
-  wire [79:0] pe_r9_c19__load_terms;
+  wire [47:0] pe_r9_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c19__step;
   wire [31:0] pe_r9_c19__x;
@@ -12196,7 +12196,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c1__en;
   wire pe_r9_c1__first;
   wire pe_r9_c1__load;
-  wire [79:0] pe_r9_c1__load_terms;
+  wire [47:0] pe_r9_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c1__step;
   wire [31:0] pe_r9_c1__x;
@@ -12204,7 +12204,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c20__en;
   wire pe_r9_c20__first;
   wire pe_r9_c20__load;
-  wire [79:0] pe_r9_c20__load_terms;
+  wire [47:0] pe_r9_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c20__step;
   wire [31:0] pe_r9_c20__x;
@@ -12212,7 +12212,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c21__en;
   wire pe_r9_c21__first;
   wire pe_r9_c21__load;
-  wire [79:0] pe_r9_c21__load_terms;
+  wire [47:0] pe_r9_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c21__step;
   wire [31:0] pe_r9_c21__x;
@@ -12220,7 +12220,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c22__en;
   wire pe_r9_c22__first;
   wire pe_r9_c22__load;
-  wire [79:0] pe_r9_c22__load_terms;
+  wire [47:0] pe_r9_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c22__step;
   wire [31:0] pe_r9_c22__x;
@@ -12228,7 +12228,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c23__en;
   wire pe_r9_c23__first;
   wire pe_r9_c23__load;
-  wire [79:0] pe_r9_c23__load_terms;
+  wire [47:0] pe_r9_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c23__step;
   wire [31:0] pe_r9_c23__x;
@@ -12236,7 +12236,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c24__en;
   wire pe_r9_c24__first;
   wire pe_r9_c24__load;
-  wire [79:0] pe_r9_c24__load_terms;
+  wire [47:0] pe_r9_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c24__step;
   wire [31:0] pe_r9_c24__x;
@@ -12244,7 +12244,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c25__en;
   wire pe_r9_c25__first;
   wire pe_r9_c25__load;
-  wire [79:0] pe_r9_c25__load_terms;
+  wire [47:0] pe_r9_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c25__step;
   wire [31:0] pe_r9_c25__x;
@@ -12252,7 +12252,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c26__en;
   wire pe_r9_c26__first;
   wire pe_r9_c26__load;
-  wire [79:0] pe_r9_c26__load_terms;
+  wire [47:0] pe_r9_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c26__step;
   wire [31:0] pe_r9_c26__x;
@@ -12260,7 +12260,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c27__en;
   wire pe_r9_c27__first;
   wire pe_r9_c27__load;
-  wire [79:0] pe_r9_c27__load_terms;
+  wire [47:0] pe_r9_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c27__step;
   wire [31:0] pe_r9_c27__x;
@@ -12268,7 +12268,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c28__en;
   wire pe_r9_c28__first;
   wire pe_r9_c28__load;
-  wire [79:0] pe_r9_c28__load_terms;
+  wire [47:0] pe_r9_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c28__step;
   wire [31:0] pe_r9_c28__x;
@@ -12276,7 +12276,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c29__en;
   wire pe_r9_c29__first;
   wire pe_r9_c29__load;
-  wire [79:0] pe_r9_c29__load_terms;
+  wire [47:0] pe_r9_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c29__step;
   wire [31:0] pe_r9_c29__x;
@@ -12284,7 +12284,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c2__en;
   wire pe_r9_c2__first;
   wire pe_r9_c2__load;
-  wire [79:0] pe_r9_c2__load_terms;
+  wire [47:0] pe_r9_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c2__step;
   wire [31:0] pe_r9_c2__x;
@@ -12292,7 +12292,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c30__en;
   wire pe_r9_c30__first;
   wire pe_r9_c30__load;
-  wire [79:0] pe_r9_c30__load_terms;
+  wire [47:0] pe_r9_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c30__step;
   wire [31:0] pe_r9_c30__x;
@@ -12300,7 +12300,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c31__en;
   wire pe_r9_c31__first;
   wire pe_r9_c31__load;
-  wire [79:0] pe_r9_c31__load_terms;
+  wire [47:0] pe_r9_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c31__step;
   wire [31:0] pe_r9_c31__x;
@@ -12308,7 +12308,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c3__en;
   wire pe_r9_c3__first;
   wire pe_r9_c3__load;
-  wire [79:0] pe_r9_c3__load_terms;
+  wire [47:0] pe_r9_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c3__step;
   wire [31:0] pe_r9_c3__x;
@@ -12316,7 +12316,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c4__en;
   wire pe_r9_c4__first;
   wire pe_r9_c4__load;
-  wire [79:0] pe_r9_c4__load_terms;
+  wire [47:0] pe_r9_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c4__step;
   wire [31:0] pe_r9_c4__x;
@@ -12324,7 +12324,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c5__en;
   wire pe_r9_c5__first;
   wire pe_r9_c5__load;
-  wire [79:0] pe_r9_c5__load_terms;
+  wire [47:0] pe_r9_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c5__step;
   wire [31:0] pe_r9_c5__x;
@@ -12332,7 +12332,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c6__en;
   wire pe_r9_c6__first;
   wire pe_r9_c6__load;
-  wire [79:0] pe_r9_c6__load_terms;
+  wire [47:0] pe_r9_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c6__step;
   wire [31:0] pe_r9_c6__x;
@@ -12340,7 +12340,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c7__en;
   wire pe_r9_c7__first;
   wire pe_r9_c7__load;
-  wire [79:0] pe_r9_c7__load_terms;
+  wire [47:0] pe_r9_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c7__step;
   wire [31:0] pe_r9_c7__x;
@@ -12348,7 +12348,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c8__en;
   wire pe_r9_c8__first;
   wire pe_r9_c8__load;
-  wire [79:0] pe_r9_c8__load_terms;
+  wire [47:0] pe_r9_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c8__step;
   wire [31:0] pe_r9_c8__x;
@@ -12356,22 +12356,22 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c9__en;
   wire pe_r9_c9__first;
   wire pe_r9_c9__load;
-  wire [79:0] pe_r9_c9__load_terms;
+  wire [47:0] pe_r9_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c9__step;
   wire [31:0] pe_r9_c9__x;
-  output [7:0] psum_reads;
-  reg [7:0] psum_reads = 8'h00;
-  output [7:0] psum_writes;
-  reg [7:0] psum_writes = 8'h00;
+  output [18:0] psum_reads;
+  reg [18:0] psum_reads = 19'h00000;
+  output [18:0] psum_writes;
+  reg [18:0] psum_writes = 19'h00000;
   reg [4:0] r = 5'h00;
   reg [4:0] r1 = 5'h00;
-  reg [31:0] rc = 32'd0;
+  reg [54:0] rc = 55'h00000000000000;
   wire [3:0] \rc.fmt ;
-  wire [6:0] \rc.k_tiles ;
-  wire [6:0] \rc.m ;
-  wire [6:0] \rc.m_tile ;
-  wire [6:0] \rc.n_tiles ;
+  wire [12:0] \rc.k_tiles ;
+  wire [12:0] \rc.m ;
+  wire [12:0] \rc.m_tile ;
+  wire [11:0] \rc.n_tiles ;
   input rst;
   wire rst;
   wire run;
@@ -12443,9 +12443,10 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire [31:0] \totals[7] ;
   wire [31:0] \totals[8] ;
   wire [31:0] \totals[9] ;
-  (* init = 6'h00 *)
-  wire [5:0] w_addr;
-  reg [6:0] w_fill = 7'h00;
+  (* init = 12'h000 *)
+  wire [11:0] w_addr;
+  (* init = 12'h000 *)
+  wire [11:0] w_fill;
   input [1343:0] w_in__payload;
   wire [1343:0] w_in__payload;
   wire [41:0] \w_in__payload[0] ;
@@ -12708,8 +12709,8 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire w_in__ready;
   input w_in__valid;
   wire w_in__valid;
-  reg [5:0] w_nbase = 6'h00;
-  reg [5:0] w_rd__addr = 6'h00;
+  reg [11:0] w_nbase = 12'h000;
+  reg [11:0] w_rd__addr = 12'h000;
   wire [1343:0] w_rd__data;
   wire [41:0] \w_rd__data[0] ;
   wire [31:0] \w_rd__data[0].codes ;
@@ -12969,8 +12970,8 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire [1:0] \w_rd__data[9].sel ;
   wire w_rd__en;
   wire wr_now;
-  reg [6:0] x_base = 7'h00;
-  reg [6:0] x_fill = 7'h00;
+  reg [12:0] x_base = 13'h0000;
+  reg [12:0] x_fill = 13'h0000;
   input [1023:0] x_in__payload;
   wire [1023:0] x_in__payload;
   wire [7:0] \x_in__payload[0] ;
@@ -13105,7 +13106,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire x_in__ready;
   input x_in__valid;
   wire x_in__valid;
-  wire [5:0] x_rd__addr;
+  wire [11:0] x_rd__addr;
   wire [1023:0] x_rd__data;
   wire [7:0] \x_rd__data[0] ;
   wire [7:0] \x_rd__data[100] ;
@@ -13236,154 +13237,22 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire [7:0] \x_rd__data[99] ;
   wire [7:0] \x_rd__data[9] ;
   wire x_rd__en;
-  reg [1023:0] o_mem [63:0];
-  initial begin
-    o_mem[0] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[1] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[2] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[3] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[4] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[5] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[6] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[7] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[8] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[9] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[10] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[11] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[12] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[13] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[14] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[15] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[16] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[17] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[18] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[19] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[20] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[21] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[22] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[23] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[24] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[25] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[26] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[27] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[28] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[29] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[30] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[31] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[32] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[33] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[34] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[35] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[36] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[37] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[38] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[39] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[40] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[41] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[42] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[43] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[44] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[45] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[46] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[47] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[48] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[49] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[50] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[51] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[52] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[53] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[54] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[55] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[56] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[57] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[58] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[59] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[60] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[61] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[62] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[63] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-  end
+  reg [1023:0] o_mem [4095:0];
   always @(posedge clk) begin
     if (wr_now)
-      o_mem[m4[5:0]] <= totals;
+      o_mem[m4[11:0]] <= totals;
   end
   reg [1023:0] _0_;
   always @(posedge clk) begin
     if (\$signal$6636 ) begin
-      _0_ <= o_mem[m3[5:0]];
+      _0_ <= o_mem[m3[11:0]];
     end
   end
   assign o_rd__data = _0_;
-  reg [1343:0] w_mem [63:0];
-  initial begin
-    w_mem[0] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[1] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[2] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[3] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[4] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[5] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[6] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[7] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[8] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[9] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[10] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[11] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[12] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[13] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[14] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[15] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[16] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[17] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[18] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[19] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[20] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[21] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[22] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[23] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[24] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[25] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[26] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[27] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[28] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[29] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[30] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[31] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[32] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[33] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[34] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[35] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[36] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[37] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[38] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[39] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[40] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[41] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[42] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[43] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[44] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[45] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[46] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[47] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[48] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[49] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[50] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[51] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[52] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[53] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[54] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[55] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[56] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[57] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[58] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[59] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[60] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[61] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[62] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[63] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-  end
+  reg [1343:0] w_mem [3119:0];
   always @(posedge clk) begin
     if (\$signature__en$23 )
-      w_mem[w_fill[5:0]] <= w_in__payload;
+      w_mem[\$signature__addr$19 ] <= w_in__payload;
   end
   reg [1343:0] _1_;
   always @(posedge clk) begin
@@ -13392,81 +13261,15 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
     end
   end
   assign w_rd__data = _1_;
-  reg [1023:0] x_mem [63:0];
-  initial begin
-    x_mem[0] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[1] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[2] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[3] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[4] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[5] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[6] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[7] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[8] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[9] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[10] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[11] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[12] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[13] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[14] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[15] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[16] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[17] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[18] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[19] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[20] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[21] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[22] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[23] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[24] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[25] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[26] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[27] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[28] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[29] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[30] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[31] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[32] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[33] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[34] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[35] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[36] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[37] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[38] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[39] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[40] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[41] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[42] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[43] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[44] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[45] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[46] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[47] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[48] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[49] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[50] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[51] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[52] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[53] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[54] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[55] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[56] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[57] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[58] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[59] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[60] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[61] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[62] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[63] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-  end
+  reg [1023:0] x_mem [4095:0];
   always @(posedge clk) begin
     if (\$signature__en )
-      x_mem[x_fill[5:0]] <= x_in__payload;
+      x_mem[x_fill[11:0]] <= x_in__payload;
   end
   reg [1023:0] _2_;
   always @(posedge clk) begin
     if (run) begin
-      _2_ <= x_mem[\$5 [5:0]];
+      _2_ <= x_mem[\$5 [11:0]];
     end
   end
   assign x_rd__data = _2_;
@@ -15825,16 +15628,16 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   assign \$270  = x_in__valid & x_in__ready;
   assign \$271  = x_fill + 1'h1;
   assign \$272  = w_in__valid & w_in__ready;
-  assign \$273  = w_fill + 1'h1;
+  assign \$273  = \$signature__addr$19  + 1'h1;
   assign \$274  = out__valid & out__ready;
-  assign \$275  = ! cfg[31:25];
-  assign \$276  = cfg[31:25] >= cfg[6:0];
+  assign \$275  = ! cfg[54:42];
+  assign \$276  = cfg[54:42] >= cfg[12:0];
   assign \$277  = \$275  | \$276 ;
-  assign \$278  = \$277  ? cfg[6:0] : cfg[31:25];
-  assign \$279  = ! cfg[31:25];
-  assign \$280  = cfg[31:25] >= cfg[6:0];
+  assign \$278  = \$277  ? cfg[12:0] : cfg[54:42];
+  assign \$279  = ! cfg[54:42];
+  assign \$280  = cfg[54:42] >= cfg[12:0];
   assign \$281  = \$279  | \$280 ;
-  assign \$282  = \$281  ? cfg[6:0] : cfg[31:25];
+  assign \$282  = \$281  ? cfg[12:0] : cfg[54:42];
   assign \$283  = w_rd__addr + 1'h1;
   assign \$284  = r + 1'h1;
   assign \$285  = r == 5'h1f;
@@ -15846,24 +15649,24 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   assign \$291  = dcnt + 1'h1;
   assign \$292  = last_j + 3'h4;
   assign \$293  = dcnt == \$292 ;
-  assign \$294  = rc[13:7] - 1'h1;
+  assign \$294  = rc[25:13] - 1'h1;
   assign \$295  = kt != \$294 ;
   assign \$296  = mt0 + mrows;
-  assign \$297  = \$296  != rc[6:0];
+  assign \$297  = \$296  != rc[12:0];
   assign \$298  = kt + 1'h1;
-  assign \$299  = x_base + rc[6:0];
+  assign \$299  = x_base + rc[12:0];
   assign \$300  = mt0 + mrows;
   assign \$301  = mt0 + mrows;
   assign \$302  = mt0 + mrows;
   assign \$303  = \$302  + mt_rows;
-  assign \$304  = \$303  > rc[6:0];
+  assign \$304  = \$303  > rc[12:0];
   assign \$305  = mt0 + mrows;
-  assign \$306  = rc[6:0] - \$305 ;
+  assign \$306  = rc[12:0] - \$305 ;
   assign \$307  = \$304  ? \$306  : { 2'h0, mt_rows };
   assign \$308  = nt + 1'h1;
-  assign \$309  = rc[20:14] - 1'h1;
+  assign \$309  = rc[37:26] - 1'h1;
   assign \$310  = nt == \$309 ;
-  assign \$311  = rc[13:7] - 1'h1;
+  assign \$311  = rc[25:13] - 1'h1;
   assign \$312  = kt == \$311 ;
   assign \$313  = ! kt;
   assign \$314  = run & \$signal$456 ;
@@ -17284,7 +17087,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   always @(posedge clk)
     x_fill <= \$2913 ;
   always @(posedge clk)
-    w_fill <= \$2914 ;
+    \$signature__addr$19  <= \$2914 ;
   always @(posedge clk)
     out__valid <= \$2915 ;
   always @(posedge clk)
@@ -30564,7 +30367,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     last_j = 2'h0;
-    casez (rc[24:21])
+    casez (rc[41:38])
       4'h0:
           last_j = 2'h1;
       4'h1:
@@ -30588,7 +30391,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     member_base = 5'h00;
-    casez (rc[24:21])
+    casez (rc[41:38])
       4'h0:
           member_base = 5'h00;
       4'h1:
@@ -30635,7 +30438,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$2913  = x_fill;
     if (\$270 ) begin
-      \$2913  = \$271 [6:0];
+      \$2913  = \$271 [12:0];
     end
     (* full_case = 32'd1 *)
     casez (seq_state)
@@ -30653,21 +30456,21 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
               end else if (\$297 ) begin
               end else begin
                 if (\$310 ) begin
-                  \$2913  = 7'h00;
+                  \$2913  = 13'h0000;
                 end
               end
             end
           end
     endcase
     if (rst) begin
-      \$2913  = 7'h00;
+      \$2913  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$2914  = w_fill;
+    \$2914  = \$signature__addr$19 ;
     if (\$272 ) begin
-      \$2914  = \$273 [6:0];
+      \$2914  = \$273 [11:0];
     end
     (* full_case = 32'd1 *)
     casez (seq_state)
@@ -30685,14 +30488,14 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
               end else if (\$297 ) begin
               end else begin
                 if (\$310 ) begin
-                  \$2914  = 7'h00;
+                  \$2914  = 12'h000;
                 end
               end
             end
           end
     endcase
     if (rst) begin
-      \$2914  = 7'h00;
+      \$2914  = 12'h000;
     end
   end
   always @* begin
@@ -30720,7 +30523,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
           end
     endcase
     if (rst) begin
-      \$2916  = 32'd0;
+      \$2916  = 55'h00000000000000;
     end
   end
   always @* begin
@@ -30781,7 +30584,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
     casez (seq_state)
       2'h0:
           if (start) begin
-            \$2919  = 7'h00;
+            \$2919  = 13'h0000;
           end
       2'h1:
           /* empty */;
@@ -30792,17 +30595,17 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
             if (\$293 ) begin
               (* full_case = 32'd1 *)
               if (\$295 ) begin
-                \$2919  = \$298 [6:0];
+                \$2919  = \$298 [12:0];
               end else if (\$297 ) begin
-                \$2919  = 7'h00;
+                \$2919  = 13'h0000;
               end else begin
-                \$2919  = 7'h00;
+                \$2919  = 13'h0000;
               end
             end
           end
     endcase
     if (rst) begin
-      \$2919  = 7'h00;
+      \$2919  = 13'h0000;
     end
   end
   always @* begin
@@ -30812,7 +30615,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
     casez (seq_state)
       2'h0:
           if (start) begin
-            \$2920  = 7'h00;
+            \$2920  = 12'h000;
           end
       2'h1:
           /* empty */;
@@ -30825,13 +30628,13 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
               if (\$295 ) begin
               end else if (\$297 ) begin
               end else begin
-                \$2920  = \$308 [6:0];
+                \$2920  = \$308 [11:0];
               end
             end
           end
     endcase
     if (rst) begin
-      \$2920  = 7'h00;
+      \$2920  = 12'h000;
     end
   end
   always @* begin
@@ -30841,11 +30644,11 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
     casez (seq_state)
       2'h0:
           if (start) begin
-            \$2921  = 6'h00;
+            \$2921  = 12'h000;
           end
       2'h1:
           if (run) begin
-            \$2921  = \$283 [5:0];
+            \$2921  = \$283 [11:0];
           end
       2'h2:
           /* empty */;
@@ -30858,14 +30661,14 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
                 \$2921  = w_nbase;
               end else begin
                 if (\$310 ) begin
-                  \$2921  = 6'h00;
+                  \$2921  = 12'h000;
                 end
               end
             end
           end
     endcase
     if (rst) begin
-      \$2921  = 6'h00;
+      \$2921  = 12'h000;
     end
   end
   always @* begin
@@ -30875,7 +30678,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
     casez (seq_state)
       2'h0:
           if (start) begin
-            \$2922  = 6'h00;
+            \$2922  = 12'h000;
           end
       2'h1:
           /* empty */;
@@ -30894,7 +30697,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
           end
     endcase
     if (rst) begin
-      \$2922  = 6'h00;
+      \$2922  = 12'h000;
     end
   end
   always @* begin
@@ -30904,7 +30707,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
     casez (seq_state)
       2'h0:
           if (start) begin
-            \$2923  = 7'h00;
+            \$2923  = 13'h0000;
           end
       2'h1:
           /* empty */;
@@ -30915,17 +30718,17 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
             if (\$293 ) begin
               (* full_case = 32'd1 *)
               if (\$295 ) begin
-                \$2923  = \$299 [6:0];
+                \$2923  = \$299 [12:0];
               end else if (\$297 ) begin
-                \$2923  = \$301 [6:0];
+                \$2923  = \$301 [12:0];
               end else begin
-                \$2923  = 7'h00;
+                \$2923  = 13'h0000;
               end
             end
           end
     endcase
     if (rst) begin
-      \$2923  = 7'h00;
+      \$2923  = 13'h0000;
     end
   end
   always @* begin
@@ -30935,7 +30738,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
     casez (seq_state)
       2'h0:
           if (start) begin
-            \$2924  = 7'h00;
+            \$2924  = 13'h0000;
           end
       2'h1:
           /* empty */;
@@ -30947,15 +30750,15 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
               (* full_case = 32'd1 *)
               if (\$295 ) begin
               end else if (\$297 ) begin
-                \$2924  = \$300 [6:0];
+                \$2924  = \$300 [12:0];
               end else begin
-                \$2924  = 7'h00;
+                \$2924  = 13'h0000;
               end
             end
           end
     endcase
     if (rst) begin
-      \$2924  = 7'h00;
+      \$2924  = 13'h0000;
     end
   end
   always @* begin
@@ -30968,7 +30771,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
           end
     endcase
     if (rst) begin
-      \$2925  = 7'h00;
+      \$2925  = 13'h0000;
     end
   end
   always @* begin
@@ -30990,7 +30793,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
               (* full_case = 32'd1 *)
               if (\$295 ) begin
               end else if (\$297 ) begin
-                \$2926  = \$307 [6:0];
+                \$2926  = \$307 [12:0];
               end else begin
                 \$2926  = mt_rows;
               end
@@ -30998,7 +30801,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
           end
     endcase
     if (rst) begin
-      \$2926  = 7'h00;
+      \$2926  = 13'h0000;
     end
   end
   always @* begin
@@ -31007,14 +30810,14 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
     casez (seq_state)
       2'h0:
           if (start) begin
-            \$2927  = 8'h00;
+            \$2927  = 19'h00000;
           end
     endcase
     if (\$signal$6636 ) begin
-      \$2927  = \$1886 [7:0];
+      \$2927  = \$1886 [18:0];
     end
     if (rst) begin
-      \$2927  = 8'h00;
+      \$2927  = 19'h00000;
     end
   end
   always @* begin
@@ -31023,14 +30826,14 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
     casez (seq_state)
       2'h0:
           if (start) begin
-            \$2928  = 8'h00;
+            \$2928  = 19'h00000;
           end
     endcase
     if (wr_now) begin
-      \$2928  = \$1887 [7:0];
+      \$2928  = \$1887 [18:0];
     end
     if (rst) begin
-      \$2928  = 8'h00;
+      \$2928  = 19'h00000;
     end
   end
   always @* begin
@@ -31088,18 +30891,18 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
       2'h1:
           if (run) begin
             if (\$285 ) begin
-              \$2930  = 7'h00;
+              \$2930  = 13'h0000;
             end
           end
       2'h2:
           if (run) begin
             if (\$287 ) begin
-              \$2930  = \$288 [6:0];
+              \$2930  = \$288 [12:0];
             end
           end
     endcase
     if (rst) begin
-      \$2930  = 7'h00;
+      \$2930  = 13'h0000;
     end
   end
   always @* begin
@@ -31199,7 +31002,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
       \$2937  = mi;
     end
     if (rst) begin
-      \$2937  = 7'h00;
+      \$2937  = 13'h0000;
     end
   end
   always @* begin
@@ -31559,7 +31362,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
       \$2973  = m1;
     end
     if (rst) begin
-      \$2973  = 7'h00;
+      \$2973  = 13'h0000;
     end
   end
   always @* begin
@@ -32984,7 +32787,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
       end
     end
     if (rst) begin
-      \$3075  = 7'h00;
+      \$3075  = 13'h0000;
     end
   end
   always @* begin
@@ -33024,7 +32827,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
       end
     end
     if (rst) begin
-      \$3078  = 7'h00;
+      \$3078  = 13'h0000;
     end
   end
   always @* begin
@@ -33063,14 +32866,14 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
       \$3081  = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
-  assign \$signature__addr  = x_fill[5:0];
+  assign \$signature__addr  = x_fill[11:0];
   assign \$signature__data  = x_in__payload;
-  assign \$signature__addr$19  = w_fill[5:0];
+  assign w_fill = \$signature__addr$19 ;
   assign \$signature__data$21  = w_in__payload;
   assign x_rd__en = run;
   assign w_rd__en = run;
   assign w_addr = w_rd__addr;
-  assign x_rd__addr = \$5 [5:0];
+  assign x_rd__addr = \$5 [11:0];
   assign dec_c0_l0__member = \$6 [4:0];
   assign dec_c0_l0__code = w_rd__data[7:0];
   assign dec_c0_l1__member = \$7 [4:0];
@@ -37457,8 +37260,8 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   assign pe_r31_c31__x = x_rd__data[1023:992];
   assign o_rd__en = \$signal$6636 ;
   assign \$signature__en$6642  = wr_now;
-  assign o_rd__addr = m3[5:0];
-  assign \$signature__addr$6645  = m4[5:0];
+  assign o_rd__addr = m3[11:0];
+  assign \$signature__addr$6645  = m4[11:0];
   assign \$signature__data$6682  = totals;
   assign \x_in__payload[0]  = x_in__payload[7:0];
   assign \x_in__payload[1]  = x_in__payload[15:8];
@@ -37844,11 +37647,11 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   assign \w_in__payload[31].codes[3]  = w_in__payload[1333:1326];
   assign \w_in__payload[31].sel  = w_in__payload[1335:1334];
   assign \w_in__payload[31].scale  = w_in__payload[1343:1336];
-  assign \cfg.m  = cfg[6:0];
-  assign \cfg.k_tiles  = cfg[13:7];
-  assign \cfg.n_tiles  = cfg[20:14];
-  assign \cfg.fmt  = cfg[24:21];
-  assign \cfg.m_tile  = cfg[31:25];
+  assign \cfg.m  = cfg[12:0];
+  assign \cfg.k_tiles  = cfg[25:13];
+  assign \cfg.n_tiles  = cfg[37:26];
+  assign \cfg.fmt  = cfg[41:38];
+  assign \cfg.m_tile  = cfg[54:42];
   assign \out__payload[0]  = out__payload[31:0];
   assign \out__payload[1]  = out__payload[63:32];
   assign \out__payload[2]  = out__payload[95:64];
@@ -38265,11 +38068,11 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   assign \$signature__data$21[31].codes[3]  = w_in__payload[1333:1326];
   assign \$signature__data$21[31].sel  = w_in__payload[1335:1334];
   assign \$signature__data$21[31].scale  = w_in__payload[1343:1336];
-  assign \rc.m  = rc[6:0];
-  assign \rc.k_tiles  = rc[13:7];
-  assign \rc.n_tiles  = rc[20:14];
-  assign \rc.fmt  = rc[24:21];
-  assign \rc.m_tile  = rc[31:25];
+  assign \rc.m  = rc[12:0];
+  assign \rc.k_tiles  = rc[25:13];
+  assign \rc.n_tiles  = rc[37:26];
+  assign \rc.fmt  = rc[41:38];
+  assign \rc.m_tile  = rc[54:42];
   assign \w_rd__data[0]  = w_rd__data[41:0];
   assign \w_rd__data[0].codes  = w_rd__data[31:0];
   assign \w_rd__data[0].codes[0]  = w_rd__data[7:0];

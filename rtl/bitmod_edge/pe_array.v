@@ -989,8 +989,8 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire [46:0] \$1885 ;
   wire [47:0] \$1886 ;
   wire [48:0] \$1887 ;
-  wire [8:0] \$1888 ;
-  wire [8:0] \$1889 ;
+  wire [19:0] \$1888 ;
+  wire [19:0] \$1889 ;
   wire \$189 ;
   wire \$1890 ;
   wire [17:0] \$1891 ;
@@ -1925,7 +1925,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire [17:0] \$2727 ;
   wire [17:0] \$2728 ;
   wire [17:0] \$2729 ;
-  wire [7:0] \$273 ;
+  wire [14:0] \$273 ;
   wire [17:0] \$2730 ;
   wire [17:0] \$2731 ;
   wire [17:0] \$2732 ;
@@ -1947,7 +1947,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire [17:0] \$2747 ;
   wire [17:0] \$2748 ;
   wire [17:0] \$2749 ;
-  wire [7:0] \$275 ;
+  wire [11:0] \$275 ;
   wire [17:0] \$2750 ;
   wire [17:0] \$2751 ;
   wire [17:0] \$2752 ;
@@ -2003,7 +2003,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire [17:0] \$2798 ;
   wire [17:0] \$2799 ;
   wire [5:0] \$28 ;
-  wire [6:0] \$280 ;
+  wire [13:0] \$280 ;
   wire [17:0] \$2800 ;
   wire [17:0] \$2801 ;
   wire [17:0] \$2802 ;
@@ -2047,7 +2047,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire [17:0] \$2837 ;
   wire [17:0] \$2838 ;
   wire [17:0] \$2839 ;
-  wire [6:0] \$284 ;
+  wire [13:0] \$284 ;
   wire [17:0] \$2840 ;
   wire [17:0] \$2841 ;
   wire [17:0] \$2842 ;
@@ -2058,7 +2058,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire [17:0] \$2847 ;
   wire [17:0] \$2848 ;
   wire [17:0] \$2849 ;
-  wire [6:0] \$285 ;
+  wire [11:0] \$285 ;
   wire [17:0] \$2850 ;
   wire [17:0] \$2851 ;
   wire [17:0] \$2852 ;
@@ -2131,24 +2131,24 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire [17:0] \$2912 ;
   wire [17:0] \$2913 ;
   wire [17:0] \$2914 ;
-  reg [6:0] \$2915 ;
-  reg [6:0] \$2916 ;
+  reg [13:0] \$2915 ;
+  reg [10:0] \$2916 ;
   reg \$2917 ;
-  reg [31:0] \$2918 ;
+  reg [49:0] \$2918 ;
   reg \$2919 ;
   wire \$292 ;
   reg [4:0] \$2920 ;
-  reg [6:0] \$2921 ;
-  reg [6:0] \$2922 ;
-  reg [5:0] \$2923 ;
-  reg [5:0] \$2924 ;
-  reg [6:0] \$2925 ;
-  reg [6:0] \$2926 ;
+  reg [13:0] \$2921 ;
+  reg [10:0] \$2922 ;
+  reg [10:0] \$2923 ;
+  reg [10:0] \$2924 ;
+  reg [13:0] \$2925 ;
+  reg [13:0] \$2926 ;
   reg [6:0] \$2927 ;
   reg [6:0] \$2928 ;
-  reg [7:0] \$2929 ;
+  reg [18:0] \$2929 ;
   wire [3:0] \$293 ;
-  reg [7:0] \$2930 ;
+  reg [18:0] \$2930 ;
   reg [1:0] \$2931 ;
   reg [6:0] \$2932 ;
   reg [1:0] \$2933 ;
@@ -2180,7 +2180,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   reg [7:0] \$2957 ;
   reg [7:0] \$2958 ;
   reg [7:0] \$2959 ;
-  wire [7:0] \$296 ;
+  wire [14:0] \$296 ;
   reg [7:0] \$2960 ;
   reg [7:0] \$2961 ;
   reg [7:0] \$2962 ;
@@ -2202,7 +2202,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   reg \$2977 ;
   reg \$2978 ;
   reg [1:0] \$2979 ;
-  wire [7:0] \$298 ;
+  wire [14:0] \$298 ;
   reg [30:0] \$2980 ;
   reg [30:0] \$2981 ;
   reg [15:0] \$2982 ;
@@ -2226,7 +2226,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   reg [30:0] \$2999 ;
   wire \$3 ;
   wire [5:0] \$30 ;
-  wire [7:0] \$300 ;
+  wire [14:0] \$300 ;
   reg [15:0] \$3000 ;
   reg [30:0] \$3001 ;
   reg [30:0] \$3002 ;
@@ -2237,7 +2237,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   reg [30:0] \$3007 ;
   reg [30:0] \$3008 ;
   reg [15:0] \$3009 ;
-  wire [7:0] \$301 ;
+  wire [14:0] \$301 ;
   reg [30:0] \$3010 ;
   reg [30:0] \$3011 ;
   reg [15:0] \$3012 ;
@@ -2248,7 +2248,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   reg [30:0] \$3017 ;
   reg [15:0] \$3018 ;
   reg [30:0] \$3019 ;
-  wire [7:0] \$302 ;
+  wire [14:0] \$302 ;
   reg [30:0] \$3020 ;
   reg [15:0] \$3021 ;
   reg [30:0] \$3022 ;
@@ -2259,7 +2259,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   reg [15:0] \$3027 ;
   reg [30:0] \$3028 ;
   reg [30:0] \$3029 ;
-  wire [7:0] \$303 ;
+  wire [14:0] \$303 ;
   reg [15:0] \$3030 ;
   reg [30:0] \$3031 ;
   reg [30:0] \$3032 ;
@@ -2270,7 +2270,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   reg [30:0] \$3037 ;
   reg [30:0] \$3038 ;
   reg [15:0] \$3039 ;
-  wire [7:0] \$304 ;
+  wire [14:0] \$304 ;
   reg [30:0] \$3040 ;
   reg [30:0] \$3041 ;
   reg [15:0] \$3042 ;
@@ -2281,7 +2281,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   reg [30:0] \$3047 ;
   reg [15:0] \$3048 ;
   reg [30:0] \$3049 ;
-  wire [8:0] \$305 ;
+  wire [15:0] \$305 ;
   reg [30:0] \$3050 ;
   reg [15:0] \$3051 ;
   reg [30:0] \$3052 ;
@@ -2303,7 +2303,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   reg [30:0] \$3067 ;
   reg [30:0] \$3068 ;
   reg [15:0] \$3069 ;
-  wire [7:0] \$307 ;
+  wire [14:0] \$307 ;
   reg [30:0] \$3070 ;
   reg [30:0] \$3071 ;
   reg [15:0] \$3072 ;
@@ -2314,17 +2314,17 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   reg [6:0] \$3077 ;
   reg \$3078 ;
   reg \$3079 ;
-  wire [8:0] \$308 ;
+  wire [15:0] \$308 ;
   reg [6:0] \$3080 ;
   reg \$3081 ;
   reg \$3082 ;
   reg [1023:0] \$3083 ;
-  wire [8:0] \$309 ;
+  wire [15:0] \$309 ;
   wire [5:0] \$31 ;
-  wire [7:0] \$310 ;
-  wire [7:0] \$311 ;
+  wire [11:0] \$310 ;
+  wire [11:0] \$311 ;
   wire \$312 ;
-  wire [7:0] \$313 ;
+  wire [14:0] \$313 ;
   wire \$314 ;
   wire \$315 ;
   wire \$316 ;
@@ -2530,7 +2530,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire [33:0] \$497 ;
   wire [34:0] \$498 ;
   wire [33:0] \$499 ;
-  wire [7:0] \$5 ;
+  wire [14:0] \$5 ;
   wire [5:0] \$50 ;
   wire [33:0] \$500 ;
   wire [35:0] \$501 ;
@@ -3092,8 +3092,8 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   reg \$signal$6695  = 1'h0;
   reg \$signal$6731  = 1'h0;
   reg \$signal$6797  = 1'h0;
-  wire [5:0] \$signature__addr ;
-  wire [5:0] \$signature__addr$19 ;
+  wire [12:0] \$signature__addr ;
+  reg [10:0] \$signature__addr$19  = 11'h000;
   wire [5:0] \$signature__addr$6647 ;
   wire [1023:0] \$signature__data ;
   wire [1343:0] \$signature__data$21 ;
@@ -3520,434 +3520,434 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   output busy;
   reg busy = 1'h0;
   reg cap2 = 1'h0;
-  input [31:0] cfg;
-  wire [31:0] cfg;
+  input [49:0] cfg;
+  wire [49:0] cfg;
   wire [3:0] \cfg.fmt ;
-  wire [6:0] \cfg.k_tiles ;
-  wire [6:0] \cfg.m ;
+  wire [13:0] \cfg.k_tiles ;
+  wire [13:0] \cfg.m ;
   wire [6:0] \cfg.m_tile ;
-  wire [6:0] \cfg.n_tiles ;
+  wire [10:0] \cfg.n_tiles ;
   input clk;
   wire clk;
   reg cv0;
   reg cv1 = 1'h0;
   reg [2:0] dcnt = 3'h0;
-  wire [79:0] dec_c0;
+  wire [47:0] dec_c0;
   wire [7:0] dec_c0_l0__code;
   wire [4:0] dec_c0_l0__member;
-  wire [19:0] dec_c0_l0__terms;
+  wire [11:0] dec_c0_l0__terms;
   wire [7:0] dec_c0_l1__code;
   wire [4:0] dec_c0_l1__member;
-  wire [19:0] dec_c0_l1__terms;
+  wire [11:0] dec_c0_l1__terms;
   wire [7:0] dec_c0_l2__code;
   wire [4:0] dec_c0_l2__member;
-  wire [19:0] dec_c0_l2__terms;
+  wire [11:0] dec_c0_l2__terms;
   wire [7:0] dec_c0_l3__code;
   wire [4:0] dec_c0_l3__member;
-  wire [19:0] dec_c0_l3__terms;
-  wire [79:0] dec_c1;
-  wire [79:0] dec_c10;
+  wire [11:0] dec_c0_l3__terms;
+  wire [47:0] dec_c1;
+  wire [47:0] dec_c10;
   wire [7:0] dec_c10_l0__code;
   wire [4:0] dec_c10_l0__member;
-  wire [19:0] dec_c10_l0__terms;
+  wire [11:0] dec_c10_l0__terms;
   wire [7:0] dec_c10_l1__code;
   wire [4:0] dec_c10_l1__member;
-  wire [19:0] dec_c10_l1__terms;
+  wire [11:0] dec_c10_l1__terms;
   wire [7:0] dec_c10_l2__code;
   wire [4:0] dec_c10_l2__member;
-  wire [19:0] dec_c10_l2__terms;
+  wire [11:0] dec_c10_l2__terms;
   wire [7:0] dec_c10_l3__code;
   wire [4:0] dec_c10_l3__member;
-  wire [19:0] dec_c10_l3__terms;
-  wire [79:0] dec_c11;
+  wire [11:0] dec_c10_l3__terms;
+  wire [47:0] dec_c11;
   wire [7:0] dec_c11_l0__code;
   wire [4:0] dec_c11_l0__member;
-  wire [19:0] dec_c11_l0__terms;
+  wire [11:0] dec_c11_l0__terms;
   wire [7:0] dec_c11_l1__code;
   wire [4:0] dec_c11_l1__member;
-  wire [19:0] dec_c11_l1__terms;
+  wire [11:0] dec_c11_l1__terms;
   wire [7:0] dec_c11_l2__code;
   wire [4:0] dec_c11_l2__member;
-  wire [19:0] dec_c11_l2__terms;
+  wire [11:0] dec_c11_l2__terms;
   wire [7:0] dec_c11_l3__code;
   wire [4:0] dec_c11_l3__member;
-  wire [19:0] dec_c11_l3__terms;
-  wire [79:0] dec_c12;
+  wire [11:0] dec_c11_l3__terms;
+  wire [47:0] dec_c12;
   wire [7:0] dec_c12_l0__code;
   wire [4:0] dec_c12_l0__member;
-  wire [19:0] dec_c12_l0__terms;
+  wire [11:0] dec_c12_l0__terms;
   wire [7:0] dec_c12_l1__code;
   wire [4:0] dec_c12_l1__member;
-  wire [19:0] dec_c12_l1__terms;
+  wire [11:0] dec_c12_l1__terms;
   wire [7:0] dec_c12_l2__code;
   wire [4:0] dec_c12_l2__member;
-  wire [19:0] dec_c12_l2__terms;
+  wire [11:0] dec_c12_l2__terms;
   wire [7:0] dec_c12_l3__code;
   wire [4:0] dec_c12_l3__member;
-  wire [19:0] dec_c12_l3__terms;
-  wire [79:0] dec_c13;
+  wire [11:0] dec_c12_l3__terms;
+  wire [47:0] dec_c13;
   wire [7:0] dec_c13_l0__code;
   wire [4:0] dec_c13_l0__member;
-  wire [19:0] dec_c13_l0__terms;
+  wire [11:0] dec_c13_l0__terms;
   wire [7:0] dec_c13_l1__code;
   wire [4:0] dec_c13_l1__member;
-  wire [19:0] dec_c13_l1__terms;
+  wire [11:0] dec_c13_l1__terms;
   wire [7:0] dec_c13_l2__code;
   wire [4:0] dec_c13_l2__member;
-  wire [19:0] dec_c13_l2__terms;
+  wire [11:0] dec_c13_l2__terms;
   wire [7:0] dec_c13_l3__code;
   wire [4:0] dec_c13_l3__member;
-  wire [19:0] dec_c13_l3__terms;
-  wire [79:0] dec_c14;
+  wire [11:0] dec_c13_l3__terms;
+  wire [47:0] dec_c14;
   wire [7:0] dec_c14_l0__code;
   wire [4:0] dec_c14_l0__member;
-  wire [19:0] dec_c14_l0__terms;
+  wire [11:0] dec_c14_l0__terms;
   wire [7:0] dec_c14_l1__code;
   wire [4:0] dec_c14_l1__member;
-  wire [19:0] dec_c14_l1__terms;
+  wire [11:0] dec_c14_l1__terms;
   wire [7:0] dec_c14_l2__code;
   wire [4:0] dec_c14_l2__member;
-  wire [19:0] dec_c14_l2__terms;
+  wire [11:0] dec_c14_l2__terms;
   wire [7:0] dec_c14_l3__code;
   wire [4:0] dec_c14_l3__member;
-  wire [19:0] dec_c14_l3__terms;
-  wire [79:0] dec_c15;
+  wire [11:0] dec_c14_l3__terms;
+  wire [47:0] dec_c15;
   wire [7:0] dec_c15_l0__code;
   wire [4:0] dec_c15_l0__member;
-  wire [19:0] dec_c15_l0__terms;
+  wire [11:0] dec_c15_l0__terms;
   wire [7:0] dec_c15_l1__code;
   wire [4:0] dec_c15_l1__member;
-  wire [19:0] dec_c15_l1__terms;
+  wire [11:0] dec_c15_l1__terms;
   wire [7:0] dec_c15_l2__code;
   wire [4:0] dec_c15_l2__member;
-  wire [19:0] dec_c15_l2__terms;
+  wire [11:0] dec_c15_l2__terms;
   wire [7:0] dec_c15_l3__code;
   wire [4:0] dec_c15_l3__member;
-  wire [19:0] dec_c15_l3__terms;
-  wire [79:0] dec_c16;
+  wire [11:0] dec_c15_l3__terms;
+  wire [47:0] dec_c16;
   wire [7:0] dec_c16_l0__code;
   wire [4:0] dec_c16_l0__member;
-  wire [19:0] dec_c16_l0__terms;
+  wire [11:0] dec_c16_l0__terms;
   wire [7:0] dec_c16_l1__code;
   wire [4:0] dec_c16_l1__member;
-  wire [19:0] dec_c16_l1__terms;
+  wire [11:0] dec_c16_l1__terms;
   wire [7:0] dec_c16_l2__code;
   wire [4:0] dec_c16_l2__member;
-  wire [19:0] dec_c16_l2__terms;
+  wire [11:0] dec_c16_l2__terms;
   wire [7:0] dec_c16_l3__code;
   wire [4:0] dec_c16_l3__member;
-  wire [19:0] dec_c16_l3__terms;
-  wire [79:0] dec_c17;
+  wire [11:0] dec_c16_l3__terms;
+  wire [47:0] dec_c17;
   wire [7:0] dec_c17_l0__code;
   wire [4:0] dec_c17_l0__member;
-  wire [19:0] dec_c17_l0__terms;
+  wire [11:0] dec_c17_l0__terms;
   wire [7:0] dec_c17_l1__code;
   wire [4:0] dec_c17_l1__member;
-  wire [19:0] dec_c17_l1__terms;
+  wire [11:0] dec_c17_l1__terms;
   wire [7:0] dec_c17_l2__code;
   wire [4:0] dec_c17_l2__member;
-  wire [19:0] dec_c17_l2__terms;
+  wire [11:0] dec_c17_l2__terms;
   wire [7:0] dec_c17_l3__code;
   wire [4:0] dec_c17_l3__member;
-  wire [19:0] dec_c17_l3__terms;
-  wire [79:0] dec_c18;
+  wire [11:0] dec_c17_l3__terms;
+  wire [47:0] dec_c18;
   wire [7:0] dec_c18_l0__code;
   wire [4:0] dec_c18_l0__member;
-  wire [19:0] dec_c18_l0__terms;
+  wire [11:0] dec_c18_l0__terms;
   wire [7:0] dec_c18_l1__code;
   wire [4:0] dec_c18_l1__member;
-  wire [19:0] dec_c18_l1__terms;
+  wire [11:0] dec_c18_l1__terms;
   wire [7:0] dec_c18_l2__code;
   wire [4:0] dec_c18_l2__member;
-  wire [19:0] dec_c18_l2__terms;
+  wire [11:0] dec_c18_l2__terms;
   wire [7:0] dec_c18_l3__code;
   wire [4:0] dec_c18_l3__member;
-  wire [19:0] dec_c18_l3__terms;
-  wire [79:0] dec_c19;
+  wire [11:0] dec_c18_l3__terms;
+  wire [47:0] dec_c19;
   wire [7:0] dec_c19_l0__code;
   wire [4:0] dec_c19_l0__member;
-  wire [19:0] dec_c19_l0__terms;
+  wire [11:0] dec_c19_l0__terms;
   wire [7:0] dec_c19_l1__code;
   wire [4:0] dec_c19_l1__member;
-  wire [19:0] dec_c19_l1__terms;
+  wire [11:0] dec_c19_l1__terms;
   wire [7:0] dec_c19_l2__code;
   wire [4:0] dec_c19_l2__member;
-  wire [19:0] dec_c19_l2__terms;
+  wire [11:0] dec_c19_l2__terms;
   wire [7:0] dec_c19_l3__code;
   wire [4:0] dec_c19_l3__member;
-  wire [19:0] dec_c19_l3__terms;
+  wire [11:0] dec_c19_l3__terms;
   wire [7:0] dec_c1_l0__code;
   wire [4:0] dec_c1_l0__member;
-  wire [19:0] dec_c1_l0__terms;
+  wire [11:0] dec_c1_l0__terms;
   wire [7:0] dec_c1_l1__code;
   wire [4:0] dec_c1_l1__member;
-  wire [19:0] dec_c1_l1__terms;
+  wire [11:0] dec_c1_l1__terms;
   wire [7:0] dec_c1_l2__code;
   wire [4:0] dec_c1_l2__member;
-  wire [19:0] dec_c1_l2__terms;
+  wire [11:0] dec_c1_l2__terms;
   wire [7:0] dec_c1_l3__code;
   wire [4:0] dec_c1_l3__member;
-  wire [19:0] dec_c1_l3__terms;
-  wire [79:0] dec_c2;
-  wire [79:0] dec_c20;
+  wire [11:0] dec_c1_l3__terms;
+  wire [47:0] dec_c2;
+  wire [47:0] dec_c20;
   wire [7:0] dec_c20_l0__code;
   wire [4:0] dec_c20_l0__member;
-  wire [19:0] dec_c20_l0__terms;
+  wire [11:0] dec_c20_l0__terms;
   wire [7:0] dec_c20_l1__code;
   wire [4:0] dec_c20_l1__member;
-  wire [19:0] dec_c20_l1__terms;
+  wire [11:0] dec_c20_l1__terms;
   wire [7:0] dec_c20_l2__code;
   wire [4:0] dec_c20_l2__member;
-  wire [19:0] dec_c20_l2__terms;
+  wire [11:0] dec_c20_l2__terms;
   wire [7:0] dec_c20_l3__code;
   wire [4:0] dec_c20_l3__member;
-  wire [19:0] dec_c20_l3__terms;
-  wire [79:0] dec_c21;
+  wire [11:0] dec_c20_l3__terms;
+  wire [47:0] dec_c21;
   wire [7:0] dec_c21_l0__code;
   wire [4:0] dec_c21_l0__member;
-  wire [19:0] dec_c21_l0__terms;
+  wire [11:0] dec_c21_l0__terms;
   wire [7:0] dec_c21_l1__code;
   wire [4:0] dec_c21_l1__member;
-  wire [19:0] dec_c21_l1__terms;
+  wire [11:0] dec_c21_l1__terms;
   wire [7:0] dec_c21_l2__code;
   wire [4:0] dec_c21_l2__member;
-  wire [19:0] dec_c21_l2__terms;
+  wire [11:0] dec_c21_l2__terms;
   wire [7:0] dec_c21_l3__code;
   wire [4:0] dec_c21_l3__member;
-  wire [19:0] dec_c21_l3__terms;
-  wire [79:0] dec_c22;
+  wire [11:0] dec_c21_l3__terms;
+  wire [47:0] dec_c22;
   wire [7:0] dec_c22_l0__code;
   wire [4:0] dec_c22_l0__member;
-  wire [19:0] dec_c22_l0__terms;
+  wire [11:0] dec_c22_l0__terms;
   wire [7:0] dec_c22_l1__code;
   wire [4:0] dec_c22_l1__member;
-  wire [19:0] dec_c22_l1__terms;
+  wire [11:0] dec_c22_l1__terms;
   wire [7:0] dec_c22_l2__code;
   wire [4:0] dec_c22_l2__member;
-  wire [19:0] dec_c22_l2__terms;
+  wire [11:0] dec_c22_l2__terms;
   wire [7:0] dec_c22_l3__code;
   wire [4:0] dec_c22_l3__member;
-  wire [19:0] dec_c22_l3__terms;
-  wire [79:0] dec_c23;
+  wire [11:0] dec_c22_l3__terms;
+  wire [47:0] dec_c23;
   wire [7:0] dec_c23_l0__code;
   wire [4:0] dec_c23_l0__member;
-  wire [19:0] dec_c23_l0__terms;
+  wire [11:0] dec_c23_l0__terms;
   wire [7:0] dec_c23_l1__code;
   wire [4:0] dec_c23_l1__member;
-  wire [19:0] dec_c23_l1__terms;
+  wire [11:0] dec_c23_l1__terms;
   wire [7:0] dec_c23_l2__code;
   wire [4:0] dec_c23_l2__member;
-  wire [19:0] dec_c23_l2__terms;
+  wire [11:0] dec_c23_l2__terms;
   wire [7:0] dec_c23_l3__code;
   wire [4:0] dec_c23_l3__member;
-  wire [19:0] dec_c23_l3__terms;
-  wire [79:0] dec_c24;
+  wire [11:0] dec_c23_l3__terms;
+  wire [47:0] dec_c24;
   wire [7:0] dec_c24_l0__code;
   wire [4:0] dec_c24_l0__member;
-  wire [19:0] dec_c24_l0__terms;
+  wire [11:0] dec_c24_l0__terms;
   wire [7:0] dec_c24_l1__code;
   wire [4:0] dec_c24_l1__member;
-  wire [19:0] dec_c24_l1__terms;
+  wire [11:0] dec_c24_l1__terms;
   wire [7:0] dec_c24_l2__code;
   wire [4:0] dec_c24_l2__member;
-  wire [19:0] dec_c24_l2__terms;
+  wire [11:0] dec_c24_l2__terms;
   wire [7:0] dec_c24_l3__code;
   wire [4:0] dec_c24_l3__member;
-  wire [19:0] dec_c24_l3__terms;
-  wire [79:0] dec_c25;
+  wire [11:0] dec_c24_l3__terms;
+  wire [47:0] dec_c25;
   wire [7:0] dec_c25_l0__code;
   wire [4:0] dec_c25_l0__member;
-  wire [19:0] dec_c25_l0__terms;
+  wire [11:0] dec_c25_l0__terms;
   wire [7:0] dec_c25_l1__code;
   wire [4:0] dec_c25_l1__member;
-  wire [19:0] dec_c25_l1__terms;
+  wire [11:0] dec_c25_l1__terms;
   wire [7:0] dec_c25_l2__code;
   wire [4:0] dec_c25_l2__member;
-  wire [19:0] dec_c25_l2__terms;
+  wire [11:0] dec_c25_l2__terms;
   wire [7:0] dec_c25_l3__code;
   wire [4:0] dec_c25_l3__member;
-  wire [19:0] dec_c25_l3__terms;
-  wire [79:0] dec_c26;
+  wire [11:0] dec_c25_l3__terms;
+  wire [47:0] dec_c26;
   wire [7:0] dec_c26_l0__code;
   wire [4:0] dec_c26_l0__member;
-  wire [19:0] dec_c26_l0__terms;
+  wire [11:0] dec_c26_l0__terms;
   wire [7:0] dec_c26_l1__code;
   wire [4:0] dec_c26_l1__member;
-  wire [19:0] dec_c26_l1__terms;
+  wire [11:0] dec_c26_l1__terms;
   wire [7:0] dec_c26_l2__code;
   wire [4:0] dec_c26_l2__member;
-  wire [19:0] dec_c26_l2__terms;
+  wire [11:0] dec_c26_l2__terms;
   wire [7:0] dec_c26_l3__code;
   wire [4:0] dec_c26_l3__member;
-  wire [19:0] dec_c26_l3__terms;
-  wire [79:0] dec_c27;
+  wire [11:0] dec_c26_l3__terms;
+  wire [47:0] dec_c27;
   wire [7:0] dec_c27_l0__code;
   wire [4:0] dec_c27_l0__member;
-  wire [19:0] dec_c27_l0__terms;
+  wire [11:0] dec_c27_l0__terms;
   wire [7:0] dec_c27_l1__code;
   wire [4:0] dec_c27_l1__member;
-  wire [19:0] dec_c27_l1__terms;
+  wire [11:0] dec_c27_l1__terms;
   wire [7:0] dec_c27_l2__code;
   wire [4:0] dec_c27_l2__member;
-  wire [19:0] dec_c27_l2__terms;
+  wire [11:0] dec_c27_l2__terms;
   wire [7:0] dec_c27_l3__code;
   wire [4:0] dec_c27_l3__member;
-  wire [19:0] dec_c27_l3__terms;
-  wire [79:0] dec_c28;
+  wire [11:0] dec_c27_l3__terms;
+  wire [47:0] dec_c28;
   wire [7:0] dec_c28_l0__code;
   wire [4:0] dec_c28_l0__member;
-  wire [19:0] dec_c28_l0__terms;
+  wire [11:0] dec_c28_l0__terms;
   wire [7:0] dec_c28_l1__code;
   wire [4:0] dec_c28_l1__member;
-  wire [19:0] dec_c28_l1__terms;
+  wire [11:0] dec_c28_l1__terms;
   wire [7:0] dec_c28_l2__code;
   wire [4:0] dec_c28_l2__member;
-  wire [19:0] dec_c28_l2__terms;
+  wire [11:0] dec_c28_l2__terms;
   wire [7:0] dec_c28_l3__code;
   wire [4:0] dec_c28_l3__member;
-  wire [19:0] dec_c28_l3__terms;
-  wire [79:0] dec_c29;
+  wire [11:0] dec_c28_l3__terms;
+  wire [47:0] dec_c29;
   wire [7:0] dec_c29_l0__code;
   wire [4:0] dec_c29_l0__member;
-  wire [19:0] dec_c29_l0__terms;
+  wire [11:0] dec_c29_l0__terms;
   wire [7:0] dec_c29_l1__code;
   wire [4:0] dec_c29_l1__member;
-  wire [19:0] dec_c29_l1__terms;
+  wire [11:0] dec_c29_l1__terms;
   wire [7:0] dec_c29_l2__code;
   wire [4:0] dec_c29_l2__member;
-  wire [19:0] dec_c29_l2__terms;
+  wire [11:0] dec_c29_l2__terms;
   wire [7:0] dec_c29_l3__code;
   wire [4:0] dec_c29_l3__member;
-  wire [19:0] dec_c29_l3__terms;
+  wire [11:0] dec_c29_l3__terms;
   wire [7:0] dec_c2_l0__code;
   wire [4:0] dec_c2_l0__member;
-  wire [19:0] dec_c2_l0__terms;
+  wire [11:0] dec_c2_l0__terms;
   wire [7:0] dec_c2_l1__code;
   wire [4:0] dec_c2_l1__member;
-  wire [19:0] dec_c2_l1__terms;
+  wire [11:0] dec_c2_l1__terms;
   wire [7:0] dec_c2_l2__code;
   wire [4:0] dec_c2_l2__member;
-  wire [19:0] dec_c2_l2__terms;
+  wire [11:0] dec_c2_l2__terms;
   wire [7:0] dec_c2_l3__code;
   wire [4:0] dec_c2_l3__member;
-  wire [19:0] dec_c2_l3__terms;
-  wire [79:0] dec_c3;
-  wire [79:0] dec_c30;
+  wire [11:0] dec_c2_l3__terms;
+  wire [47:0] dec_c3;
+  wire [47:0] dec_c30;
   wire [7:0] dec_c30_l0__code;
   wire [4:0] dec_c30_l0__member;
-  wire [19:0] dec_c30_l0__terms;
+  wire [11:0] dec_c30_l0__terms;
   wire [7:0] dec_c30_l1__code;
   wire [4:0] dec_c30_l1__member;
-  wire [19:0] dec_c30_l1__terms;
+  wire [11:0] dec_c30_l1__terms;
   wire [7:0] dec_c30_l2__code;
   wire [4:0] dec_c30_l2__member;
-  wire [19:0] dec_c30_l2__terms;
+  wire [11:0] dec_c30_l2__terms;
   wire [7:0] dec_c30_l3__code;
   wire [4:0] dec_c30_l3__member;
-  wire [19:0] dec_c30_l3__terms;
-  wire [79:0] dec_c31;
+  wire [11:0] dec_c30_l3__terms;
+  wire [47:0] dec_c31;
   wire [7:0] dec_c31_l0__code;
   wire [4:0] dec_c31_l0__member;
-  wire [19:0] dec_c31_l0__terms;
+  wire [11:0] dec_c31_l0__terms;
   wire [7:0] dec_c31_l1__code;
   wire [4:0] dec_c31_l1__member;
-  wire [19:0] dec_c31_l1__terms;
+  wire [11:0] dec_c31_l1__terms;
   wire [7:0] dec_c31_l2__code;
   wire [4:0] dec_c31_l2__member;
-  wire [19:0] dec_c31_l2__terms;
+  wire [11:0] dec_c31_l2__terms;
   wire [7:0] dec_c31_l3__code;
   wire [4:0] dec_c31_l3__member;
-  wire [19:0] dec_c31_l3__terms;
+  wire [11:0] dec_c31_l3__terms;
   wire [7:0] dec_c3_l0__code;
   wire [4:0] dec_c3_l0__member;
-  wire [19:0] dec_c3_l0__terms;
+  wire [11:0] dec_c3_l0__terms;
   wire [7:0] dec_c3_l1__code;
   wire [4:0] dec_c3_l1__member;
-  wire [19:0] dec_c3_l1__terms;
+  wire [11:0] dec_c3_l1__terms;
   wire [7:0] dec_c3_l2__code;
   wire [4:0] dec_c3_l2__member;
-  wire [19:0] dec_c3_l2__terms;
+  wire [11:0] dec_c3_l2__terms;
   wire [7:0] dec_c3_l3__code;
   wire [4:0] dec_c3_l3__member;
-  wire [19:0] dec_c3_l3__terms;
-  wire [79:0] dec_c4;
+  wire [11:0] dec_c3_l3__terms;
+  wire [47:0] dec_c4;
   wire [7:0] dec_c4_l0__code;
   wire [4:0] dec_c4_l0__member;
-  wire [19:0] dec_c4_l0__terms;
+  wire [11:0] dec_c4_l0__terms;
   wire [7:0] dec_c4_l1__code;
   wire [4:0] dec_c4_l1__member;
-  wire [19:0] dec_c4_l1__terms;
+  wire [11:0] dec_c4_l1__terms;
   wire [7:0] dec_c4_l2__code;
   wire [4:0] dec_c4_l2__member;
-  wire [19:0] dec_c4_l2__terms;
+  wire [11:0] dec_c4_l2__terms;
   wire [7:0] dec_c4_l3__code;
   wire [4:0] dec_c4_l3__member;
-  wire [19:0] dec_c4_l3__terms;
-  wire [79:0] dec_c5;
+  wire [11:0] dec_c4_l3__terms;
+  wire [47:0] dec_c5;
   wire [7:0] dec_c5_l0__code;
   wire [4:0] dec_c5_l0__member;
-  wire [19:0] dec_c5_l0__terms;
+  wire [11:0] dec_c5_l0__terms;
   wire [7:0] dec_c5_l1__code;
   wire [4:0] dec_c5_l1__member;
-  wire [19:0] dec_c5_l1__terms;
+  wire [11:0] dec_c5_l1__terms;
   wire [7:0] dec_c5_l2__code;
   wire [4:0] dec_c5_l2__member;
-  wire [19:0] dec_c5_l2__terms;
+  wire [11:0] dec_c5_l2__terms;
   wire [7:0] dec_c5_l3__code;
   wire [4:0] dec_c5_l3__member;
-  wire [19:0] dec_c5_l3__terms;
-  wire [79:0] dec_c6;
+  wire [11:0] dec_c5_l3__terms;
+  wire [47:0] dec_c6;
   wire [7:0] dec_c6_l0__code;
   wire [4:0] dec_c6_l0__member;
-  wire [19:0] dec_c6_l0__terms;
+  wire [11:0] dec_c6_l0__terms;
   wire [7:0] dec_c6_l1__code;
   wire [4:0] dec_c6_l1__member;
-  wire [19:0] dec_c6_l1__terms;
+  wire [11:0] dec_c6_l1__terms;
   wire [7:0] dec_c6_l2__code;
   wire [4:0] dec_c6_l2__member;
-  wire [19:0] dec_c6_l2__terms;
+  wire [11:0] dec_c6_l2__terms;
   wire [7:0] dec_c6_l3__code;
   wire [4:0] dec_c6_l3__member;
-  wire [19:0] dec_c6_l3__terms;
-  wire [79:0] dec_c7;
+  wire [11:0] dec_c6_l3__terms;
+  wire [47:0] dec_c7;
   wire [7:0] dec_c7_l0__code;
   wire [4:0] dec_c7_l0__member;
-  wire [19:0] dec_c7_l0__terms;
+  wire [11:0] dec_c7_l0__terms;
   wire [7:0] dec_c7_l1__code;
   wire [4:0] dec_c7_l1__member;
-  wire [19:0] dec_c7_l1__terms;
+  wire [11:0] dec_c7_l1__terms;
   wire [7:0] dec_c7_l2__code;
   wire [4:0] dec_c7_l2__member;
-  wire [19:0] dec_c7_l2__terms;
+  wire [11:0] dec_c7_l2__terms;
   wire [7:0] dec_c7_l3__code;
   wire [4:0] dec_c7_l3__member;
-  wire [19:0] dec_c7_l3__terms;
-  wire [79:0] dec_c8;
+  wire [11:0] dec_c7_l3__terms;
+  wire [47:0] dec_c8;
   wire [7:0] dec_c8_l0__code;
   wire [4:0] dec_c8_l0__member;
-  wire [19:0] dec_c8_l0__terms;
+  wire [11:0] dec_c8_l0__terms;
   wire [7:0] dec_c8_l1__code;
   wire [4:0] dec_c8_l1__member;
-  wire [19:0] dec_c8_l1__terms;
+  wire [11:0] dec_c8_l1__terms;
   wire [7:0] dec_c8_l2__code;
   wire [4:0] dec_c8_l2__member;
-  wire [19:0] dec_c8_l2__terms;
+  wire [11:0] dec_c8_l2__terms;
   wire [7:0] dec_c8_l3__code;
   wire [4:0] dec_c8_l3__member;
-  wire [19:0] dec_c8_l3__terms;
-  wire [79:0] dec_c9;
+  wire [11:0] dec_c8_l3__terms;
+  wire [47:0] dec_c9;
   wire [7:0] dec_c9_l0__code;
   wire [4:0] dec_c9_l0__member;
-  wire [19:0] dec_c9_l0__terms;
+  wire [11:0] dec_c9_l0__terms;
   wire [7:0] dec_c9_l1__code;
   wire [4:0] dec_c9_l1__member;
-  wire [19:0] dec_c9_l1__terms;
+  wire [11:0] dec_c9_l1__terms;
   wire [7:0] dec_c9_l2__code;
   wire [4:0] dec_c9_l2__member;
-  wire [19:0] dec_c9_l2__terms;
+  wire [11:0] dec_c9_l2__terms;
   wire [7:0] dec_c9_l3__code;
   wire [4:0] dec_c9_l3__member;
-  wire [19:0] dec_c9_l3__terms;
+  wire [11:0] dec_c9_l3__terms;
   reg [30:0] dq_acc_s0_c0 = 31'h00000000;
   reg [30:0] dq_acc_s0_c1 = 31'h00000000;
   reg [30:0] dq_acc_s0_c10 = 31'h00000000;
@@ -4054,7 +4054,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   reg [1:0] j = 2'h0;
   (* init = 2'h0 *)
   wire [1:0] j1;
-  reg [6:0] kt = 7'h00;
+  reg [13:0] kt = 14'h0000;
   reg [1:0] last_j;
   wire load_r0;
   wire load_r1;
@@ -4095,9 +4095,9 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   reg [4:0] member_base;
   reg [6:0] mi = 7'h00;
   reg [6:0] mrows = 7'h00;
-  reg [6:0] mt0 = 7'h00;
+  reg [13:0] mt0 = 14'h0000;
   reg [6:0] mt_rows = 7'h00;
-  reg [6:0] nt = 7'h00;
+  reg [10:0] nt = 11'h000;
   wire [5:0] o_rd__addr;
   wire [1023:0] o_rd__data;
   wire [31:0] \o_rd__data[0] ;
@@ -4175,14 +4175,14 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c0__en;
   wire pe_r0_c0__first;
   wire pe_r0_c0__load;
-  wire [79:0] pe_r0_c0__load_terms;
+  wire [47:0] pe_r0_c0__load_terms;
   reg [1:0] pe_r0_c0__step = 2'h0;
   wire [31:0] pe_r0_c0__x;
   wire [17:0] pe_r0_c10__acc;
   wire pe_r0_c10__en;
   wire pe_r0_c10__first;
   wire pe_r0_c10__load;
-  wire [79:0] pe_r0_c10__load_terms;
+  wire [47:0] pe_r0_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c10__step;
   wire [31:0] pe_r0_c10__x;
@@ -4190,7 +4190,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c11__en;
   wire pe_r0_c11__first;
   wire pe_r0_c11__load;
-  wire [79:0] pe_r0_c11__load_terms;
+  wire [47:0] pe_r0_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c11__step;
   wire [31:0] pe_r0_c11__x;
@@ -4198,7 +4198,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c12__en;
   wire pe_r0_c12__first;
   wire pe_r0_c12__load;
-  wire [79:0] pe_r0_c12__load_terms;
+  wire [47:0] pe_r0_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c12__step;
   wire [31:0] pe_r0_c12__x;
@@ -4206,7 +4206,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c13__en;
   wire pe_r0_c13__first;
   wire pe_r0_c13__load;
-  wire [79:0] pe_r0_c13__load_terms;
+  wire [47:0] pe_r0_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c13__step;
   wire [31:0] pe_r0_c13__x;
@@ -4214,7 +4214,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c14__en;
   wire pe_r0_c14__first;
   wire pe_r0_c14__load;
-  wire [79:0] pe_r0_c14__load_terms;
+  wire [47:0] pe_r0_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c14__step;
   wire [31:0] pe_r0_c14__x;
@@ -4222,7 +4222,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c15__en;
   wire pe_r0_c15__first;
   wire pe_r0_c15__load;
-  wire [79:0] pe_r0_c15__load_terms;
+  wire [47:0] pe_r0_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c15__step;
   wire [31:0] pe_r0_c15__x;
@@ -4230,7 +4230,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c16__en;
   wire pe_r0_c16__first;
   wire pe_r0_c16__load;
-  wire [79:0] pe_r0_c16__load_terms;
+  wire [47:0] pe_r0_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c16__step;
   wire [31:0] pe_r0_c16__x;
@@ -4238,7 +4238,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c17__en;
   wire pe_r0_c17__first;
   wire pe_r0_c17__load;
-  wire [79:0] pe_r0_c17__load_terms;
+  wire [47:0] pe_r0_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c17__step;
   wire [31:0] pe_r0_c17__x;
@@ -4246,7 +4246,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c18__en;
   wire pe_r0_c18__first;
   wire pe_r0_c18__load;
-  wire [79:0] pe_r0_c18__load_terms;
+  wire [47:0] pe_r0_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c18__step;
   wire [31:0] pe_r0_c18__x;
@@ -4254,7 +4254,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c19__en;
   wire pe_r0_c19__first;
   wire pe_r0_c19__load;
-  wire [79:0] pe_r0_c19__load_terms;
+  wire [47:0] pe_r0_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c19__step;
   wire [31:0] pe_r0_c19__x;
@@ -4262,7 +4262,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c1__en;
   wire pe_r0_c1__first;
   wire pe_r0_c1__load;
-  wire [79:0] pe_r0_c1__load_terms;
+  wire [47:0] pe_r0_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c1__step;
   wire [31:0] pe_r0_c1__x;
@@ -4270,7 +4270,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c20__en;
   wire pe_r0_c20__first;
   wire pe_r0_c20__load;
-  wire [79:0] pe_r0_c20__load_terms;
+  wire [47:0] pe_r0_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c20__step;
   wire [31:0] pe_r0_c20__x;
@@ -4278,7 +4278,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c21__en;
   wire pe_r0_c21__first;
   wire pe_r0_c21__load;
-  wire [79:0] pe_r0_c21__load_terms;
+  wire [47:0] pe_r0_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c21__step;
   wire [31:0] pe_r0_c21__x;
@@ -4286,7 +4286,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c22__en;
   wire pe_r0_c22__first;
   wire pe_r0_c22__load;
-  wire [79:0] pe_r0_c22__load_terms;
+  wire [47:0] pe_r0_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c22__step;
   wire [31:0] pe_r0_c22__x;
@@ -4294,7 +4294,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c23__en;
   wire pe_r0_c23__first;
   wire pe_r0_c23__load;
-  wire [79:0] pe_r0_c23__load_terms;
+  wire [47:0] pe_r0_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c23__step;
   wire [31:0] pe_r0_c23__x;
@@ -4302,7 +4302,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c24__en;
   wire pe_r0_c24__first;
   wire pe_r0_c24__load;
-  wire [79:0] pe_r0_c24__load_terms;
+  wire [47:0] pe_r0_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c24__step;
   wire [31:0] pe_r0_c24__x;
@@ -4310,7 +4310,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c25__en;
   wire pe_r0_c25__first;
   wire pe_r0_c25__load;
-  wire [79:0] pe_r0_c25__load_terms;
+  wire [47:0] pe_r0_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c25__step;
   wire [31:0] pe_r0_c25__x;
@@ -4318,7 +4318,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c26__en;
   wire pe_r0_c26__first;
   wire pe_r0_c26__load;
-  wire [79:0] pe_r0_c26__load_terms;
+  wire [47:0] pe_r0_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c26__step;
   wire [31:0] pe_r0_c26__x;
@@ -4326,7 +4326,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c27__en;
   wire pe_r0_c27__first;
   wire pe_r0_c27__load;
-  wire [79:0] pe_r0_c27__load_terms;
+  wire [47:0] pe_r0_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c27__step;
   wire [31:0] pe_r0_c27__x;
@@ -4334,7 +4334,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c28__en;
   wire pe_r0_c28__first;
   wire pe_r0_c28__load;
-  wire [79:0] pe_r0_c28__load_terms;
+  wire [47:0] pe_r0_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c28__step;
   wire [31:0] pe_r0_c28__x;
@@ -4342,7 +4342,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c29__en;
   wire pe_r0_c29__first;
   wire pe_r0_c29__load;
-  wire [79:0] pe_r0_c29__load_terms;
+  wire [47:0] pe_r0_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c29__step;
   wire [31:0] pe_r0_c29__x;
@@ -4350,7 +4350,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c2__en;
   wire pe_r0_c2__first;
   wire pe_r0_c2__load;
-  wire [79:0] pe_r0_c2__load_terms;
+  wire [47:0] pe_r0_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c2__step;
   wire [31:0] pe_r0_c2__x;
@@ -4358,7 +4358,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c30__en;
   wire pe_r0_c30__first;
   wire pe_r0_c30__load;
-  wire [79:0] pe_r0_c30__load_terms;
+  wire [47:0] pe_r0_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c30__step;
   wire [31:0] pe_r0_c30__x;
@@ -4366,7 +4366,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c31__en;
   wire pe_r0_c31__first;
   wire pe_r0_c31__load;
-  wire [79:0] pe_r0_c31__load_terms;
+  wire [47:0] pe_r0_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c31__step;
   wire [31:0] pe_r0_c31__x;
@@ -4374,7 +4374,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c3__en;
   wire pe_r0_c3__first;
   wire pe_r0_c3__load;
-  wire [79:0] pe_r0_c3__load_terms;
+  wire [47:0] pe_r0_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c3__step;
   wire [31:0] pe_r0_c3__x;
@@ -4382,7 +4382,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c4__en;
   wire pe_r0_c4__first;
   wire pe_r0_c4__load;
-  wire [79:0] pe_r0_c4__load_terms;
+  wire [47:0] pe_r0_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c4__step;
   wire [31:0] pe_r0_c4__x;
@@ -4390,7 +4390,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c5__en;
   wire pe_r0_c5__first;
   wire pe_r0_c5__load;
-  wire [79:0] pe_r0_c5__load_terms;
+  wire [47:0] pe_r0_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c5__step;
   wire [31:0] pe_r0_c5__x;
@@ -4398,7 +4398,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c6__en;
   wire pe_r0_c6__first;
   wire pe_r0_c6__load;
-  wire [79:0] pe_r0_c6__load_terms;
+  wire [47:0] pe_r0_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c6__step;
   wire [31:0] pe_r0_c6__x;
@@ -4406,7 +4406,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c7__en;
   wire pe_r0_c7__first;
   wire pe_r0_c7__load;
-  wire [79:0] pe_r0_c7__load_terms;
+  wire [47:0] pe_r0_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c7__step;
   wire [31:0] pe_r0_c7__x;
@@ -4414,7 +4414,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c8__en;
   wire pe_r0_c8__first;
   wire pe_r0_c8__load;
-  wire [79:0] pe_r0_c8__load_terms;
+  wire [47:0] pe_r0_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c8__step;
   wire [31:0] pe_r0_c8__x;
@@ -4422,7 +4422,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r0_c9__en;
   wire pe_r0_c9__first;
   wire pe_r0_c9__load;
-  wire [79:0] pe_r0_c9__load_terms;
+  wire [47:0] pe_r0_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r0_c9__step;
   wire [31:0] pe_r0_c9__x;
@@ -4430,7 +4430,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c0__en;
   wire pe_r10_c0__first;
   wire pe_r10_c0__load;
-  wire [79:0] pe_r10_c0__load_terms;
+  wire [47:0] pe_r10_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c0__step;
   wire [31:0] pe_r10_c0__x;
@@ -4438,7 +4438,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c10__en;
   wire pe_r10_c10__first;
   wire pe_r10_c10__load;
-  wire [79:0] pe_r10_c10__load_terms;
+  wire [47:0] pe_r10_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c10__step;
   wire [31:0] pe_r10_c10__x;
@@ -4446,7 +4446,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c11__en;
   wire pe_r10_c11__first;
   wire pe_r10_c11__load;
-  wire [79:0] pe_r10_c11__load_terms;
+  wire [47:0] pe_r10_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c11__step;
   wire [31:0] pe_r10_c11__x;
@@ -4454,7 +4454,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c12__en;
   wire pe_r10_c12__first;
   wire pe_r10_c12__load;
-  wire [79:0] pe_r10_c12__load_terms;
+  wire [47:0] pe_r10_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c12__step;
   wire [31:0] pe_r10_c12__x;
@@ -4462,7 +4462,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c13__en;
   wire pe_r10_c13__first;
   wire pe_r10_c13__load;
-  wire [79:0] pe_r10_c13__load_terms;
+  wire [47:0] pe_r10_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c13__step;
   wire [31:0] pe_r10_c13__x;
@@ -4470,7 +4470,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c14__en;
   wire pe_r10_c14__first;
   wire pe_r10_c14__load;
-  wire [79:0] pe_r10_c14__load_terms;
+  wire [47:0] pe_r10_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c14__step;
   wire [31:0] pe_r10_c14__x;
@@ -4478,7 +4478,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c15__en;
   wire pe_r10_c15__first;
   wire pe_r10_c15__load;
-  wire [79:0] pe_r10_c15__load_terms;
+  wire [47:0] pe_r10_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c15__step;
   wire [31:0] pe_r10_c15__x;
@@ -4486,7 +4486,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c16__en;
   wire pe_r10_c16__first;
   wire pe_r10_c16__load;
-  wire [79:0] pe_r10_c16__load_terms;
+  wire [47:0] pe_r10_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c16__step;
   wire [31:0] pe_r10_c16__x;
@@ -4494,7 +4494,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c17__en;
   wire pe_r10_c17__first;
   wire pe_r10_c17__load;
-  wire [79:0] pe_r10_c17__load_terms;
+  wire [47:0] pe_r10_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c17__step;
   wire [31:0] pe_r10_c17__x;
@@ -4502,7 +4502,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c18__en;
   wire pe_r10_c18__first;
   wire pe_r10_c18__load;
-  wire [79:0] pe_r10_c18__load_terms;
+  wire [47:0] pe_r10_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c18__step;
   wire [31:0] pe_r10_c18__x;
@@ -4510,7 +4510,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c19__en;
   wire pe_r10_c19__first;
   wire pe_r10_c19__load;
-  wire [79:0] pe_r10_c19__load_terms;
+  wire [47:0] pe_r10_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c19__step;
   wire [31:0] pe_r10_c19__x;
@@ -4518,7 +4518,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c1__en;
   wire pe_r10_c1__first;
   wire pe_r10_c1__load;
-  wire [79:0] pe_r10_c1__load_terms;
+  wire [47:0] pe_r10_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c1__step;
   wire [31:0] pe_r10_c1__x;
@@ -4526,7 +4526,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c20__en;
   wire pe_r10_c20__first;
   wire pe_r10_c20__load;
-  wire [79:0] pe_r10_c20__load_terms;
+  wire [47:0] pe_r10_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c20__step;
   wire [31:0] pe_r10_c20__x;
@@ -4534,7 +4534,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c21__en;
   wire pe_r10_c21__first;
   wire pe_r10_c21__load;
-  wire [79:0] pe_r10_c21__load_terms;
+  wire [47:0] pe_r10_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c21__step;
   wire [31:0] pe_r10_c21__x;
@@ -4542,7 +4542,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c22__en;
   wire pe_r10_c22__first;
   wire pe_r10_c22__load;
-  wire [79:0] pe_r10_c22__load_terms;
+  wire [47:0] pe_r10_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c22__step;
   wire [31:0] pe_r10_c22__x;
@@ -4550,7 +4550,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c23__en;
   wire pe_r10_c23__first;
   wire pe_r10_c23__load;
-  wire [79:0] pe_r10_c23__load_terms;
+  wire [47:0] pe_r10_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c23__step;
   wire [31:0] pe_r10_c23__x;
@@ -4558,7 +4558,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c24__en;
   wire pe_r10_c24__first;
   wire pe_r10_c24__load;
-  wire [79:0] pe_r10_c24__load_terms;
+  wire [47:0] pe_r10_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c24__step;
   wire [31:0] pe_r10_c24__x;
@@ -4566,7 +4566,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c25__en;
   wire pe_r10_c25__first;
   wire pe_r10_c25__load;
-  wire [79:0] pe_r10_c25__load_terms;
+  wire [47:0] pe_r10_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c25__step;
   wire [31:0] pe_r10_c25__x;
@@ -4574,7 +4574,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c26__en;
   wire pe_r10_c26__first;
   wire pe_r10_c26__load;
-  wire [79:0] pe_r10_c26__load_terms;
+  wire [47:0] pe_r10_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c26__step;
   wire [31:0] pe_r10_c26__x;
@@ -4582,7 +4582,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c27__en;
   wire pe_r10_c27__first;
   wire pe_r10_c27__load;
-  wire [79:0] pe_r10_c27__load_terms;
+  wire [47:0] pe_r10_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c27__step;
   wire [31:0] pe_r10_c27__x;
@@ -4590,7 +4590,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c28__en;
   wire pe_r10_c28__first;
   wire pe_r10_c28__load;
-  wire [79:0] pe_r10_c28__load_terms;
+  wire [47:0] pe_r10_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c28__step;
   wire [31:0] pe_r10_c28__x;
@@ -4598,7 +4598,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c29__en;
   wire pe_r10_c29__first;
   wire pe_r10_c29__load;
-  wire [79:0] pe_r10_c29__load_terms;
+  wire [47:0] pe_r10_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c29__step;
   wire [31:0] pe_r10_c29__x;
@@ -4606,7 +4606,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c2__en;
   wire pe_r10_c2__first;
   wire pe_r10_c2__load;
-  wire [79:0] pe_r10_c2__load_terms;
+  wire [47:0] pe_r10_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c2__step;
   wire [31:0] pe_r10_c2__x;
@@ -4614,7 +4614,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c30__en;
   wire pe_r10_c30__first;
   wire pe_r10_c30__load;
-  wire [79:0] pe_r10_c30__load_terms;
+  wire [47:0] pe_r10_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c30__step;
   wire [31:0] pe_r10_c30__x;
@@ -4622,7 +4622,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c31__en;
   wire pe_r10_c31__first;
   wire pe_r10_c31__load;
-  wire [79:0] pe_r10_c31__load_terms;
+  wire [47:0] pe_r10_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c31__step;
   wire [31:0] pe_r10_c31__x;
@@ -4630,7 +4630,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c3__en;
   wire pe_r10_c3__first;
   wire pe_r10_c3__load;
-  wire [79:0] pe_r10_c3__load_terms;
+  wire [47:0] pe_r10_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c3__step;
   wire [31:0] pe_r10_c3__x;
@@ -4638,7 +4638,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c4__en;
   wire pe_r10_c4__first;
   wire pe_r10_c4__load;
-  wire [79:0] pe_r10_c4__load_terms;
+  wire [47:0] pe_r10_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c4__step;
   wire [31:0] pe_r10_c4__x;
@@ -4646,7 +4646,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c5__en;
   wire pe_r10_c5__first;
   wire pe_r10_c5__load;
-  wire [79:0] pe_r10_c5__load_terms;
+  wire [47:0] pe_r10_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c5__step;
   wire [31:0] pe_r10_c5__x;
@@ -4654,7 +4654,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c6__en;
   wire pe_r10_c6__first;
   wire pe_r10_c6__load;
-  wire [79:0] pe_r10_c6__load_terms;
+  wire [47:0] pe_r10_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c6__step;
   wire [31:0] pe_r10_c6__x;
@@ -4662,7 +4662,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c7__en;
   wire pe_r10_c7__first;
   wire pe_r10_c7__load;
-  wire [79:0] pe_r10_c7__load_terms;
+  wire [47:0] pe_r10_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c7__step;
   wire [31:0] pe_r10_c7__x;
@@ -4670,7 +4670,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c8__en;
   wire pe_r10_c8__first;
   wire pe_r10_c8__load;
-  wire [79:0] pe_r10_c8__load_terms;
+  wire [47:0] pe_r10_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c8__step;
   wire [31:0] pe_r10_c8__x;
@@ -4678,7 +4678,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r10_c9__en;
   wire pe_r10_c9__first;
   wire pe_r10_c9__load;
-  wire [79:0] pe_r10_c9__load_terms;
+  wire [47:0] pe_r10_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r10_c9__step;
   wire [31:0] pe_r10_c9__x;
@@ -4686,7 +4686,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c0__en;
   wire pe_r11_c0__first;
   wire pe_r11_c0__load;
-  wire [79:0] pe_r11_c0__load_terms;
+  wire [47:0] pe_r11_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c0__step;
   wire [31:0] pe_r11_c0__x;
@@ -4694,7 +4694,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c10__en;
   wire pe_r11_c10__first;
   wire pe_r11_c10__load;
-  wire [79:0] pe_r11_c10__load_terms;
+  wire [47:0] pe_r11_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c10__step;
   wire [31:0] pe_r11_c10__x;
@@ -4702,7 +4702,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c11__en;
   wire pe_r11_c11__first;
   wire pe_r11_c11__load;
-  wire [79:0] pe_r11_c11__load_terms;
+  wire [47:0] pe_r11_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c11__step;
   wire [31:0] pe_r11_c11__x;
@@ -4710,7 +4710,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c12__en;
   wire pe_r11_c12__first;
   wire pe_r11_c12__load;
-  wire [79:0] pe_r11_c12__load_terms;
+  wire [47:0] pe_r11_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c12__step;
   wire [31:0] pe_r11_c12__x;
@@ -4718,7 +4718,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c13__en;
   wire pe_r11_c13__first;
   wire pe_r11_c13__load;
-  wire [79:0] pe_r11_c13__load_terms;
+  wire [47:0] pe_r11_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c13__step;
   wire [31:0] pe_r11_c13__x;
@@ -4726,7 +4726,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c14__en;
   wire pe_r11_c14__first;
   wire pe_r11_c14__load;
-  wire [79:0] pe_r11_c14__load_terms;
+  wire [47:0] pe_r11_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c14__step;
   wire [31:0] pe_r11_c14__x;
@@ -4734,7 +4734,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c15__en;
   wire pe_r11_c15__first;
   wire pe_r11_c15__load;
-  wire [79:0] pe_r11_c15__load_terms;
+  wire [47:0] pe_r11_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c15__step;
   wire [31:0] pe_r11_c15__x;
@@ -4742,7 +4742,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c16__en;
   wire pe_r11_c16__first;
   wire pe_r11_c16__load;
-  wire [79:0] pe_r11_c16__load_terms;
+  wire [47:0] pe_r11_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c16__step;
   wire [31:0] pe_r11_c16__x;
@@ -4750,7 +4750,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c17__en;
   wire pe_r11_c17__first;
   wire pe_r11_c17__load;
-  wire [79:0] pe_r11_c17__load_terms;
+  wire [47:0] pe_r11_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c17__step;
   wire [31:0] pe_r11_c17__x;
@@ -4758,7 +4758,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c18__en;
   wire pe_r11_c18__first;
   wire pe_r11_c18__load;
-  wire [79:0] pe_r11_c18__load_terms;
+  wire [47:0] pe_r11_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c18__step;
   wire [31:0] pe_r11_c18__x;
@@ -4766,7 +4766,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c19__en;
   wire pe_r11_c19__first;
   wire pe_r11_c19__load;
-  wire [79:0] pe_r11_c19__load_terms;
+  wire [47:0] pe_r11_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c19__step;
   wire [31:0] pe_r11_c19__x;
@@ -4774,7 +4774,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c1__en;
   wire pe_r11_c1__first;
   wire pe_r11_c1__load;
-  wire [79:0] pe_r11_c1__load_terms;
+  wire [47:0] pe_r11_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c1__step;
   wire [31:0] pe_r11_c1__x;
@@ -4782,7 +4782,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c20__en;
   wire pe_r11_c20__first;
   wire pe_r11_c20__load;
-  wire [79:0] pe_r11_c20__load_terms;
+  wire [47:0] pe_r11_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c20__step;
   wire [31:0] pe_r11_c20__x;
@@ -4790,7 +4790,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c21__en;
   wire pe_r11_c21__first;
   wire pe_r11_c21__load;
-  wire [79:0] pe_r11_c21__load_terms;
+  wire [47:0] pe_r11_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c21__step;
   wire [31:0] pe_r11_c21__x;
@@ -4798,7 +4798,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c22__en;
   wire pe_r11_c22__first;
   wire pe_r11_c22__load;
-  wire [79:0] pe_r11_c22__load_terms;
+  wire [47:0] pe_r11_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c22__step;
   wire [31:0] pe_r11_c22__x;
@@ -4806,7 +4806,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c23__en;
   wire pe_r11_c23__first;
   wire pe_r11_c23__load;
-  wire [79:0] pe_r11_c23__load_terms;
+  wire [47:0] pe_r11_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c23__step;
   wire [31:0] pe_r11_c23__x;
@@ -4814,7 +4814,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c24__en;
   wire pe_r11_c24__first;
   wire pe_r11_c24__load;
-  wire [79:0] pe_r11_c24__load_terms;
+  wire [47:0] pe_r11_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c24__step;
   wire [31:0] pe_r11_c24__x;
@@ -4822,7 +4822,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c25__en;
   wire pe_r11_c25__first;
   wire pe_r11_c25__load;
-  wire [79:0] pe_r11_c25__load_terms;
+  wire [47:0] pe_r11_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c25__step;
   wire [31:0] pe_r11_c25__x;
@@ -4830,7 +4830,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c26__en;
   wire pe_r11_c26__first;
   wire pe_r11_c26__load;
-  wire [79:0] pe_r11_c26__load_terms;
+  wire [47:0] pe_r11_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c26__step;
   wire [31:0] pe_r11_c26__x;
@@ -4838,7 +4838,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c27__en;
   wire pe_r11_c27__first;
   wire pe_r11_c27__load;
-  wire [79:0] pe_r11_c27__load_terms;
+  wire [47:0] pe_r11_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c27__step;
   wire [31:0] pe_r11_c27__x;
@@ -4846,7 +4846,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c28__en;
   wire pe_r11_c28__first;
   wire pe_r11_c28__load;
-  wire [79:0] pe_r11_c28__load_terms;
+  wire [47:0] pe_r11_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c28__step;
   wire [31:0] pe_r11_c28__x;
@@ -4854,7 +4854,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c29__en;
   wire pe_r11_c29__first;
   wire pe_r11_c29__load;
-  wire [79:0] pe_r11_c29__load_terms;
+  wire [47:0] pe_r11_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c29__step;
   wire [31:0] pe_r11_c29__x;
@@ -4862,7 +4862,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c2__en;
   wire pe_r11_c2__first;
   wire pe_r11_c2__load;
-  wire [79:0] pe_r11_c2__load_terms;
+  wire [47:0] pe_r11_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c2__step;
   wire [31:0] pe_r11_c2__x;
@@ -4870,7 +4870,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c30__en;
   wire pe_r11_c30__first;
   wire pe_r11_c30__load;
-  wire [79:0] pe_r11_c30__load_terms;
+  wire [47:0] pe_r11_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c30__step;
   wire [31:0] pe_r11_c30__x;
@@ -4878,7 +4878,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c31__en;
   wire pe_r11_c31__first;
   wire pe_r11_c31__load;
-  wire [79:0] pe_r11_c31__load_terms;
+  wire [47:0] pe_r11_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c31__step;
   wire [31:0] pe_r11_c31__x;
@@ -4886,7 +4886,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c3__en;
   wire pe_r11_c3__first;
   wire pe_r11_c3__load;
-  wire [79:0] pe_r11_c3__load_terms;
+  wire [47:0] pe_r11_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c3__step;
   wire [31:0] pe_r11_c3__x;
@@ -4894,7 +4894,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c4__en;
   wire pe_r11_c4__first;
   wire pe_r11_c4__load;
-  wire [79:0] pe_r11_c4__load_terms;
+  wire [47:0] pe_r11_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c4__step;
   wire [31:0] pe_r11_c4__x;
@@ -4902,7 +4902,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c5__en;
   wire pe_r11_c5__first;
   wire pe_r11_c5__load;
-  wire [79:0] pe_r11_c5__load_terms;
+  wire [47:0] pe_r11_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c5__step;
   wire [31:0] pe_r11_c5__x;
@@ -4910,7 +4910,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c6__en;
   wire pe_r11_c6__first;
   wire pe_r11_c6__load;
-  wire [79:0] pe_r11_c6__load_terms;
+  wire [47:0] pe_r11_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c6__step;
   wire [31:0] pe_r11_c6__x;
@@ -4918,7 +4918,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c7__en;
   wire pe_r11_c7__first;
   wire pe_r11_c7__load;
-  wire [79:0] pe_r11_c7__load_terms;
+  wire [47:0] pe_r11_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c7__step;
   wire [31:0] pe_r11_c7__x;
@@ -4926,7 +4926,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c8__en;
   wire pe_r11_c8__first;
   wire pe_r11_c8__load;
-  wire [79:0] pe_r11_c8__load_terms;
+  wire [47:0] pe_r11_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c8__step;
   wire [31:0] pe_r11_c8__x;
@@ -4934,7 +4934,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r11_c9__en;
   wire pe_r11_c9__first;
   wire pe_r11_c9__load;
-  wire [79:0] pe_r11_c9__load_terms;
+  wire [47:0] pe_r11_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r11_c9__step;
   wire [31:0] pe_r11_c9__x;
@@ -4942,7 +4942,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c0__en;
   wire pe_r12_c0__first;
   wire pe_r12_c0__load;
-  wire [79:0] pe_r12_c0__load_terms;
+  wire [47:0] pe_r12_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c0__step;
   wire [31:0] pe_r12_c0__x;
@@ -4950,7 +4950,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c10__en;
   wire pe_r12_c10__first;
   wire pe_r12_c10__load;
-  wire [79:0] pe_r12_c10__load_terms;
+  wire [47:0] pe_r12_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c10__step;
   wire [31:0] pe_r12_c10__x;
@@ -4958,7 +4958,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c11__en;
   wire pe_r12_c11__first;
   wire pe_r12_c11__load;
-  wire [79:0] pe_r12_c11__load_terms;
+  wire [47:0] pe_r12_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c11__step;
   wire [31:0] pe_r12_c11__x;
@@ -4966,7 +4966,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c12__en;
   wire pe_r12_c12__first;
   wire pe_r12_c12__load;
-  wire [79:0] pe_r12_c12__load_terms;
+  wire [47:0] pe_r12_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c12__step;
   wire [31:0] pe_r12_c12__x;
@@ -4974,7 +4974,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c13__en;
   wire pe_r12_c13__first;
   wire pe_r12_c13__load;
-  wire [79:0] pe_r12_c13__load_terms;
+  wire [47:0] pe_r12_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c13__step;
   wire [31:0] pe_r12_c13__x;
@@ -4982,7 +4982,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c14__en;
   wire pe_r12_c14__first;
   wire pe_r12_c14__load;
-  wire [79:0] pe_r12_c14__load_terms;
+  wire [47:0] pe_r12_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c14__step;
   wire [31:0] pe_r12_c14__x;
@@ -4990,7 +4990,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c15__en;
   wire pe_r12_c15__first;
   wire pe_r12_c15__load;
-  wire [79:0] pe_r12_c15__load_terms;
+  wire [47:0] pe_r12_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c15__step;
   wire [31:0] pe_r12_c15__x;
@@ -4998,7 +4998,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c16__en;
   wire pe_r12_c16__first;
   wire pe_r12_c16__load;
-  wire [79:0] pe_r12_c16__load_terms;
+  wire [47:0] pe_r12_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c16__step;
   wire [31:0] pe_r12_c16__x;
@@ -5006,7 +5006,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c17__en;
   wire pe_r12_c17__first;
   wire pe_r12_c17__load;
-  wire [79:0] pe_r12_c17__load_terms;
+  wire [47:0] pe_r12_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c17__step;
   wire [31:0] pe_r12_c17__x;
@@ -5014,7 +5014,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c18__en;
   wire pe_r12_c18__first;
   wire pe_r12_c18__load;
-  wire [79:0] pe_r12_c18__load_terms;
+  wire [47:0] pe_r12_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c18__step;
   wire [31:0] pe_r12_c18__x;
@@ -5022,7 +5022,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c19__en;
   wire pe_r12_c19__first;
   wire pe_r12_c19__load;
-  wire [79:0] pe_r12_c19__load_terms;
+  wire [47:0] pe_r12_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c19__step;
   wire [31:0] pe_r12_c19__x;
@@ -5030,7 +5030,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c1__en;
   wire pe_r12_c1__first;
   wire pe_r12_c1__load;
-  wire [79:0] pe_r12_c1__load_terms;
+  wire [47:0] pe_r12_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c1__step;
   wire [31:0] pe_r12_c1__x;
@@ -5038,7 +5038,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c20__en;
   wire pe_r12_c20__first;
   wire pe_r12_c20__load;
-  wire [79:0] pe_r12_c20__load_terms;
+  wire [47:0] pe_r12_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c20__step;
   wire [31:0] pe_r12_c20__x;
@@ -5046,7 +5046,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c21__en;
   wire pe_r12_c21__first;
   wire pe_r12_c21__load;
-  wire [79:0] pe_r12_c21__load_terms;
+  wire [47:0] pe_r12_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c21__step;
   wire [31:0] pe_r12_c21__x;
@@ -5054,7 +5054,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c22__en;
   wire pe_r12_c22__first;
   wire pe_r12_c22__load;
-  wire [79:0] pe_r12_c22__load_terms;
+  wire [47:0] pe_r12_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c22__step;
   wire [31:0] pe_r12_c22__x;
@@ -5062,7 +5062,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c23__en;
   wire pe_r12_c23__first;
   wire pe_r12_c23__load;
-  wire [79:0] pe_r12_c23__load_terms;
+  wire [47:0] pe_r12_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c23__step;
   wire [31:0] pe_r12_c23__x;
@@ -5070,7 +5070,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c24__en;
   wire pe_r12_c24__first;
   wire pe_r12_c24__load;
-  wire [79:0] pe_r12_c24__load_terms;
+  wire [47:0] pe_r12_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c24__step;
   wire [31:0] pe_r12_c24__x;
@@ -5078,7 +5078,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c25__en;
   wire pe_r12_c25__first;
   wire pe_r12_c25__load;
-  wire [79:0] pe_r12_c25__load_terms;
+  wire [47:0] pe_r12_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c25__step;
   wire [31:0] pe_r12_c25__x;
@@ -5086,7 +5086,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c26__en;
   wire pe_r12_c26__first;
   wire pe_r12_c26__load;
-  wire [79:0] pe_r12_c26__load_terms;
+  wire [47:0] pe_r12_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c26__step;
   wire [31:0] pe_r12_c26__x;
@@ -5094,7 +5094,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c27__en;
   wire pe_r12_c27__first;
   wire pe_r12_c27__load;
-  wire [79:0] pe_r12_c27__load_terms;
+  wire [47:0] pe_r12_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c27__step;
   wire [31:0] pe_r12_c27__x;
@@ -5102,7 +5102,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c28__en;
   wire pe_r12_c28__first;
   wire pe_r12_c28__load;
-  wire [79:0] pe_r12_c28__load_terms;
+  wire [47:0] pe_r12_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c28__step;
   wire [31:0] pe_r12_c28__x;
@@ -5110,7 +5110,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c29__en;
   wire pe_r12_c29__first;
   wire pe_r12_c29__load;
-  wire [79:0] pe_r12_c29__load_terms;
+  wire [47:0] pe_r12_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c29__step;
   wire [31:0] pe_r12_c29__x;
@@ -5118,7 +5118,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c2__en;
   wire pe_r12_c2__first;
   wire pe_r12_c2__load;
-  wire [79:0] pe_r12_c2__load_terms;
+  wire [47:0] pe_r12_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c2__step;
   wire [31:0] pe_r12_c2__x;
@@ -5126,7 +5126,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c30__en;
   wire pe_r12_c30__first;
   wire pe_r12_c30__load;
-  wire [79:0] pe_r12_c30__load_terms;
+  wire [47:0] pe_r12_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c30__step;
   wire [31:0] pe_r12_c30__x;
@@ -5134,7 +5134,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c31__en;
   wire pe_r12_c31__first;
   wire pe_r12_c31__load;
-  wire [79:0] pe_r12_c31__load_terms;
+  wire [47:0] pe_r12_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c31__step;
   wire [31:0] pe_r12_c31__x;
@@ -5142,7 +5142,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c3__en;
   wire pe_r12_c3__first;
   wire pe_r12_c3__load;
-  wire [79:0] pe_r12_c3__load_terms;
+  wire [47:0] pe_r12_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c3__step;
   wire [31:0] pe_r12_c3__x;
@@ -5150,7 +5150,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c4__en;
   wire pe_r12_c4__first;
   wire pe_r12_c4__load;
-  wire [79:0] pe_r12_c4__load_terms;
+  wire [47:0] pe_r12_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c4__step;
   wire [31:0] pe_r12_c4__x;
@@ -5158,7 +5158,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c5__en;
   wire pe_r12_c5__first;
   wire pe_r12_c5__load;
-  wire [79:0] pe_r12_c5__load_terms;
+  wire [47:0] pe_r12_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c5__step;
   wire [31:0] pe_r12_c5__x;
@@ -5166,7 +5166,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c6__en;
   wire pe_r12_c6__first;
   wire pe_r12_c6__load;
-  wire [79:0] pe_r12_c6__load_terms;
+  wire [47:0] pe_r12_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c6__step;
   wire [31:0] pe_r12_c6__x;
@@ -5174,7 +5174,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c7__en;
   wire pe_r12_c7__first;
   wire pe_r12_c7__load;
-  wire [79:0] pe_r12_c7__load_terms;
+  wire [47:0] pe_r12_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c7__step;
   wire [31:0] pe_r12_c7__x;
@@ -5182,7 +5182,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c8__en;
   wire pe_r12_c8__first;
   wire pe_r12_c8__load;
-  wire [79:0] pe_r12_c8__load_terms;
+  wire [47:0] pe_r12_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c8__step;
   wire [31:0] pe_r12_c8__x;
@@ -5190,7 +5190,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r12_c9__en;
   wire pe_r12_c9__first;
   wire pe_r12_c9__load;
-  wire [79:0] pe_r12_c9__load_terms;
+  wire [47:0] pe_r12_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r12_c9__step;
   wire [31:0] pe_r12_c9__x;
@@ -5198,7 +5198,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c0__en;
   wire pe_r13_c0__first;
   wire pe_r13_c0__load;
-  wire [79:0] pe_r13_c0__load_terms;
+  wire [47:0] pe_r13_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c0__step;
   wire [31:0] pe_r13_c0__x;
@@ -5206,7 +5206,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c10__en;
   wire pe_r13_c10__first;
   wire pe_r13_c10__load;
-  wire [79:0] pe_r13_c10__load_terms;
+  wire [47:0] pe_r13_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c10__step;
   wire [31:0] pe_r13_c10__x;
@@ -5214,7 +5214,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c11__en;
   wire pe_r13_c11__first;
   wire pe_r13_c11__load;
-  wire [79:0] pe_r13_c11__load_terms;
+  wire [47:0] pe_r13_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c11__step;
   wire [31:0] pe_r13_c11__x;
@@ -5222,7 +5222,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c12__en;
   wire pe_r13_c12__first;
   wire pe_r13_c12__load;
-  wire [79:0] pe_r13_c12__load_terms;
+  wire [47:0] pe_r13_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c12__step;
   wire [31:0] pe_r13_c12__x;
@@ -5230,7 +5230,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c13__en;
   wire pe_r13_c13__first;
   wire pe_r13_c13__load;
-  wire [79:0] pe_r13_c13__load_terms;
+  wire [47:0] pe_r13_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c13__step;
   wire [31:0] pe_r13_c13__x;
@@ -5238,7 +5238,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c14__en;
   wire pe_r13_c14__first;
   wire pe_r13_c14__load;
-  wire [79:0] pe_r13_c14__load_terms;
+  wire [47:0] pe_r13_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c14__step;
   wire [31:0] pe_r13_c14__x;
@@ -5246,7 +5246,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c15__en;
   wire pe_r13_c15__first;
   wire pe_r13_c15__load;
-  wire [79:0] pe_r13_c15__load_terms;
+  wire [47:0] pe_r13_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c15__step;
   wire [31:0] pe_r13_c15__x;
@@ -5254,7 +5254,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c16__en;
   wire pe_r13_c16__first;
   wire pe_r13_c16__load;
-  wire [79:0] pe_r13_c16__load_terms;
+  wire [47:0] pe_r13_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c16__step;
   wire [31:0] pe_r13_c16__x;
@@ -5262,7 +5262,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c17__en;
   wire pe_r13_c17__first;
   wire pe_r13_c17__load;
-  wire [79:0] pe_r13_c17__load_terms;
+  wire [47:0] pe_r13_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c17__step;
   wire [31:0] pe_r13_c17__x;
@@ -5270,7 +5270,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c18__en;
   wire pe_r13_c18__first;
   wire pe_r13_c18__load;
-  wire [79:0] pe_r13_c18__load_terms;
+  wire [47:0] pe_r13_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c18__step;
   wire [31:0] pe_r13_c18__x;
@@ -5278,7 +5278,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c19__en;
   wire pe_r13_c19__first;
   wire pe_r13_c19__load;
-  wire [79:0] pe_r13_c19__load_terms;
+  wire [47:0] pe_r13_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c19__step;
   wire [31:0] pe_r13_c19__x;
@@ -5286,7 +5286,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c1__en;
   wire pe_r13_c1__first;
   wire pe_r13_c1__load;
-  wire [79:0] pe_r13_c1__load_terms;
+  wire [47:0] pe_r13_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c1__step;
   wire [31:0] pe_r13_c1__x;
@@ -5294,7 +5294,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c20__en;
   wire pe_r13_c20__first;
   wire pe_r13_c20__load;
-  wire [79:0] pe_r13_c20__load_terms;
+  wire [47:0] pe_r13_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c20__step;
   wire [31:0] pe_r13_c20__x;
@@ -5302,7 +5302,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c21__en;
   wire pe_r13_c21__first;
   wire pe_r13_c21__load;
-  wire [79:0] pe_r13_c21__load_terms;
+  wire [47:0] pe_r13_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c21__step;
   wire [31:0] pe_r13_c21__x;
@@ -5310,7 +5310,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c22__en;
   wire pe_r13_c22__first;
   wire pe_r13_c22__load;
-  wire [79:0] pe_r13_c22__load_terms;
+  wire [47:0] pe_r13_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c22__step;
   wire [31:0] pe_r13_c22__x;
@@ -5318,7 +5318,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c23__en;
   wire pe_r13_c23__first;
   wire pe_r13_c23__load;
-  wire [79:0] pe_r13_c23__load_terms;
+  wire [47:0] pe_r13_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c23__step;
   wire [31:0] pe_r13_c23__x;
@@ -5326,7 +5326,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c24__en;
   wire pe_r13_c24__first;
   wire pe_r13_c24__load;
-  wire [79:0] pe_r13_c24__load_terms;
+  wire [47:0] pe_r13_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c24__step;
   wire [31:0] pe_r13_c24__x;
@@ -5334,7 +5334,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c25__en;
   wire pe_r13_c25__first;
   wire pe_r13_c25__load;
-  wire [79:0] pe_r13_c25__load_terms;
+  wire [47:0] pe_r13_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c25__step;
   wire [31:0] pe_r13_c25__x;
@@ -5342,7 +5342,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c26__en;
   wire pe_r13_c26__first;
   wire pe_r13_c26__load;
-  wire [79:0] pe_r13_c26__load_terms;
+  wire [47:0] pe_r13_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c26__step;
   wire [31:0] pe_r13_c26__x;
@@ -5350,7 +5350,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c27__en;
   wire pe_r13_c27__first;
   wire pe_r13_c27__load;
-  wire [79:0] pe_r13_c27__load_terms;
+  wire [47:0] pe_r13_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c27__step;
   wire [31:0] pe_r13_c27__x;
@@ -5358,7 +5358,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c28__en;
   wire pe_r13_c28__first;
   wire pe_r13_c28__load;
-  wire [79:0] pe_r13_c28__load_terms;
+  wire [47:0] pe_r13_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c28__step;
   wire [31:0] pe_r13_c28__x;
@@ -5366,7 +5366,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c29__en;
   wire pe_r13_c29__first;
   wire pe_r13_c29__load;
-  wire [79:0] pe_r13_c29__load_terms;
+  wire [47:0] pe_r13_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c29__step;
   wire [31:0] pe_r13_c29__x;
@@ -5374,7 +5374,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c2__en;
   wire pe_r13_c2__first;
   wire pe_r13_c2__load;
-  wire [79:0] pe_r13_c2__load_terms;
+  wire [47:0] pe_r13_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c2__step;
   wire [31:0] pe_r13_c2__x;
@@ -5382,7 +5382,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c30__en;
   wire pe_r13_c30__first;
   wire pe_r13_c30__load;
-  wire [79:0] pe_r13_c30__load_terms;
+  wire [47:0] pe_r13_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c30__step;
   wire [31:0] pe_r13_c30__x;
@@ -5390,7 +5390,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c31__en;
   wire pe_r13_c31__first;
   wire pe_r13_c31__load;
-  wire [79:0] pe_r13_c31__load_terms;
+  wire [47:0] pe_r13_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c31__step;
   wire [31:0] pe_r13_c31__x;
@@ -5398,7 +5398,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c3__en;
   wire pe_r13_c3__first;
   wire pe_r13_c3__load;
-  wire [79:0] pe_r13_c3__load_terms;
+  wire [47:0] pe_r13_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c3__step;
   wire [31:0] pe_r13_c3__x;
@@ -5406,7 +5406,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c4__en;
   wire pe_r13_c4__first;
   wire pe_r13_c4__load;
-  wire [79:0] pe_r13_c4__load_terms;
+  wire [47:0] pe_r13_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c4__step;
   wire [31:0] pe_r13_c4__x;
@@ -5414,7 +5414,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c5__en;
   wire pe_r13_c5__first;
   wire pe_r13_c5__load;
-  wire [79:0] pe_r13_c5__load_terms;
+  wire [47:0] pe_r13_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c5__step;
   wire [31:0] pe_r13_c5__x;
@@ -5422,7 +5422,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c6__en;
   wire pe_r13_c6__first;
   wire pe_r13_c6__load;
-  wire [79:0] pe_r13_c6__load_terms;
+  wire [47:0] pe_r13_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c6__step;
   wire [31:0] pe_r13_c6__x;
@@ -5430,7 +5430,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c7__en;
   wire pe_r13_c7__first;
   wire pe_r13_c7__load;
-  wire [79:0] pe_r13_c7__load_terms;
+  wire [47:0] pe_r13_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c7__step;
   wire [31:0] pe_r13_c7__x;
@@ -5438,7 +5438,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c8__en;
   wire pe_r13_c8__first;
   wire pe_r13_c8__load;
-  wire [79:0] pe_r13_c8__load_terms;
+  wire [47:0] pe_r13_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c8__step;
   wire [31:0] pe_r13_c8__x;
@@ -5446,7 +5446,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r13_c9__en;
   wire pe_r13_c9__first;
   wire pe_r13_c9__load;
-  wire [79:0] pe_r13_c9__load_terms;
+  wire [47:0] pe_r13_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r13_c9__step;
   wire [31:0] pe_r13_c9__x;
@@ -5454,7 +5454,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c0__en;
   wire pe_r14_c0__first;
   wire pe_r14_c0__load;
-  wire [79:0] pe_r14_c0__load_terms;
+  wire [47:0] pe_r14_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c0__step;
   wire [31:0] pe_r14_c0__x;
@@ -5462,7 +5462,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c10__en;
   wire pe_r14_c10__first;
   wire pe_r14_c10__load;
-  wire [79:0] pe_r14_c10__load_terms;
+  wire [47:0] pe_r14_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c10__step;
   wire [31:0] pe_r14_c10__x;
@@ -5470,7 +5470,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c11__en;
   wire pe_r14_c11__first;
   wire pe_r14_c11__load;
-  wire [79:0] pe_r14_c11__load_terms;
+  wire [47:0] pe_r14_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c11__step;
   wire [31:0] pe_r14_c11__x;
@@ -5478,7 +5478,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c12__en;
   wire pe_r14_c12__first;
   wire pe_r14_c12__load;
-  wire [79:0] pe_r14_c12__load_terms;
+  wire [47:0] pe_r14_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c12__step;
   wire [31:0] pe_r14_c12__x;
@@ -5486,7 +5486,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c13__en;
   wire pe_r14_c13__first;
   wire pe_r14_c13__load;
-  wire [79:0] pe_r14_c13__load_terms;
+  wire [47:0] pe_r14_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c13__step;
   wire [31:0] pe_r14_c13__x;
@@ -5494,7 +5494,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c14__en;
   wire pe_r14_c14__first;
   wire pe_r14_c14__load;
-  wire [79:0] pe_r14_c14__load_terms;
+  wire [47:0] pe_r14_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c14__step;
   wire [31:0] pe_r14_c14__x;
@@ -5502,7 +5502,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c15__en;
   wire pe_r14_c15__first;
   wire pe_r14_c15__load;
-  wire [79:0] pe_r14_c15__load_terms;
+  wire [47:0] pe_r14_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c15__step;
   wire [31:0] pe_r14_c15__x;
@@ -5510,7 +5510,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c16__en;
   wire pe_r14_c16__first;
   wire pe_r14_c16__load;
-  wire [79:0] pe_r14_c16__load_terms;
+  wire [47:0] pe_r14_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c16__step;
   wire [31:0] pe_r14_c16__x;
@@ -5518,7 +5518,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c17__en;
   wire pe_r14_c17__first;
   wire pe_r14_c17__load;
-  wire [79:0] pe_r14_c17__load_terms;
+  wire [47:0] pe_r14_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c17__step;
   wire [31:0] pe_r14_c17__x;
@@ -5526,7 +5526,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c18__en;
   wire pe_r14_c18__first;
   wire pe_r14_c18__load;
-  wire [79:0] pe_r14_c18__load_terms;
+  wire [47:0] pe_r14_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c18__step;
   wire [31:0] pe_r14_c18__x;
@@ -5534,7 +5534,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c19__en;
   wire pe_r14_c19__first;
   wire pe_r14_c19__load;
-  wire [79:0] pe_r14_c19__load_terms;
+  wire [47:0] pe_r14_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c19__step;
   wire [31:0] pe_r14_c19__x;
@@ -5542,7 +5542,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c1__en;
   wire pe_r14_c1__first;
   wire pe_r14_c1__load;
-  wire [79:0] pe_r14_c1__load_terms;
+  wire [47:0] pe_r14_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c1__step;
   wire [31:0] pe_r14_c1__x;
@@ -5550,7 +5550,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c20__en;
   wire pe_r14_c20__first;
   wire pe_r14_c20__load;
-  wire [79:0] pe_r14_c20__load_terms;
+  wire [47:0] pe_r14_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c20__step;
   wire [31:0] pe_r14_c20__x;
@@ -5558,7 +5558,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c21__en;
   wire pe_r14_c21__first;
   wire pe_r14_c21__load;
-  wire [79:0] pe_r14_c21__load_terms;
+  wire [47:0] pe_r14_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c21__step;
   wire [31:0] pe_r14_c21__x;
@@ -5566,7 +5566,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c22__en;
   wire pe_r14_c22__first;
   wire pe_r14_c22__load;
-  wire [79:0] pe_r14_c22__load_terms;
+  wire [47:0] pe_r14_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c22__step;
   wire [31:0] pe_r14_c22__x;
@@ -5574,7 +5574,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c23__en;
   wire pe_r14_c23__first;
   wire pe_r14_c23__load;
-  wire [79:0] pe_r14_c23__load_terms;
+  wire [47:0] pe_r14_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c23__step;
   wire [31:0] pe_r14_c23__x;
@@ -5582,7 +5582,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c24__en;
   wire pe_r14_c24__first;
   wire pe_r14_c24__load;
-  wire [79:0] pe_r14_c24__load_terms;
+  wire [47:0] pe_r14_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c24__step;
   wire [31:0] pe_r14_c24__x;
@@ -5590,7 +5590,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c25__en;
   wire pe_r14_c25__first;
   wire pe_r14_c25__load;
-  wire [79:0] pe_r14_c25__load_terms;
+  wire [47:0] pe_r14_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c25__step;
   wire [31:0] pe_r14_c25__x;
@@ -5598,7 +5598,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c26__en;
   wire pe_r14_c26__first;
   wire pe_r14_c26__load;
-  wire [79:0] pe_r14_c26__load_terms;
+  wire [47:0] pe_r14_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c26__step;
   wire [31:0] pe_r14_c26__x;
@@ -5606,7 +5606,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c27__en;
   wire pe_r14_c27__first;
   wire pe_r14_c27__load;
-  wire [79:0] pe_r14_c27__load_terms;
+  wire [47:0] pe_r14_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c27__step;
   wire [31:0] pe_r14_c27__x;
@@ -5614,7 +5614,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c28__en;
   wire pe_r14_c28__first;
   wire pe_r14_c28__load;
-  wire [79:0] pe_r14_c28__load_terms;
+  wire [47:0] pe_r14_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c28__step;
   wire [31:0] pe_r14_c28__x;
@@ -5622,7 +5622,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c29__en;
   wire pe_r14_c29__first;
   wire pe_r14_c29__load;
-  wire [79:0] pe_r14_c29__load_terms;
+  wire [47:0] pe_r14_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c29__step;
   wire [31:0] pe_r14_c29__x;
@@ -5630,7 +5630,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c2__en;
   wire pe_r14_c2__first;
   wire pe_r14_c2__load;
-  wire [79:0] pe_r14_c2__load_terms;
+  wire [47:0] pe_r14_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c2__step;
   wire [31:0] pe_r14_c2__x;
@@ -5638,7 +5638,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c30__en;
   wire pe_r14_c30__first;
   wire pe_r14_c30__load;
-  wire [79:0] pe_r14_c30__load_terms;
+  wire [47:0] pe_r14_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c30__step;
   wire [31:0] pe_r14_c30__x;
@@ -5646,7 +5646,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c31__en;
   wire pe_r14_c31__first;
   wire pe_r14_c31__load;
-  wire [79:0] pe_r14_c31__load_terms;
+  wire [47:0] pe_r14_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c31__step;
   wire [31:0] pe_r14_c31__x;
@@ -5654,7 +5654,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c3__en;
   wire pe_r14_c3__first;
   wire pe_r14_c3__load;
-  wire [79:0] pe_r14_c3__load_terms;
+  wire [47:0] pe_r14_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c3__step;
   wire [31:0] pe_r14_c3__x;
@@ -5662,7 +5662,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c4__en;
   wire pe_r14_c4__first;
   wire pe_r14_c4__load;
-  wire [79:0] pe_r14_c4__load_terms;
+  wire [47:0] pe_r14_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c4__step;
   wire [31:0] pe_r14_c4__x;
@@ -5670,7 +5670,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c5__en;
   wire pe_r14_c5__first;
   wire pe_r14_c5__load;
-  wire [79:0] pe_r14_c5__load_terms;
+  wire [47:0] pe_r14_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c5__step;
   wire [31:0] pe_r14_c5__x;
@@ -5678,7 +5678,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c6__en;
   wire pe_r14_c6__first;
   wire pe_r14_c6__load;
-  wire [79:0] pe_r14_c6__load_terms;
+  wire [47:0] pe_r14_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c6__step;
   wire [31:0] pe_r14_c6__x;
@@ -5686,7 +5686,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c7__en;
   wire pe_r14_c7__first;
   wire pe_r14_c7__load;
-  wire [79:0] pe_r14_c7__load_terms;
+  wire [47:0] pe_r14_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c7__step;
   wire [31:0] pe_r14_c7__x;
@@ -5694,7 +5694,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c8__en;
   wire pe_r14_c8__first;
   wire pe_r14_c8__load;
-  wire [79:0] pe_r14_c8__load_terms;
+  wire [47:0] pe_r14_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c8__step;
   wire [31:0] pe_r14_c8__x;
@@ -5702,7 +5702,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r14_c9__en;
   wire pe_r14_c9__first;
   wire pe_r14_c9__load;
-  wire [79:0] pe_r14_c9__load_terms;
+  wire [47:0] pe_r14_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r14_c9__step;
   wire [31:0] pe_r14_c9__x;
@@ -5710,7 +5710,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c0__en;
   wire pe_r15_c0__first;
   wire pe_r15_c0__load;
-  wire [79:0] pe_r15_c0__load_terms;
+  wire [47:0] pe_r15_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c0__step;
   wire [31:0] pe_r15_c0__x;
@@ -5718,7 +5718,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c10__en;
   wire pe_r15_c10__first;
   wire pe_r15_c10__load;
-  wire [79:0] pe_r15_c10__load_terms;
+  wire [47:0] pe_r15_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c10__step;
   wire [31:0] pe_r15_c10__x;
@@ -5726,7 +5726,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c11__en;
   wire pe_r15_c11__first;
   wire pe_r15_c11__load;
-  wire [79:0] pe_r15_c11__load_terms;
+  wire [47:0] pe_r15_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c11__step;
   wire [31:0] pe_r15_c11__x;
@@ -5734,7 +5734,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c12__en;
   wire pe_r15_c12__first;
   wire pe_r15_c12__load;
-  wire [79:0] pe_r15_c12__load_terms;
+  wire [47:0] pe_r15_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c12__step;
   wire [31:0] pe_r15_c12__x;
@@ -5742,7 +5742,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c13__en;
   wire pe_r15_c13__first;
   wire pe_r15_c13__load;
-  wire [79:0] pe_r15_c13__load_terms;
+  wire [47:0] pe_r15_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c13__step;
   wire [31:0] pe_r15_c13__x;
@@ -5750,7 +5750,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c14__en;
   wire pe_r15_c14__first;
   wire pe_r15_c14__load;
-  wire [79:0] pe_r15_c14__load_terms;
+  wire [47:0] pe_r15_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c14__step;
   wire [31:0] pe_r15_c14__x;
@@ -5758,7 +5758,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c15__en;
   wire pe_r15_c15__first;
   wire pe_r15_c15__load;
-  wire [79:0] pe_r15_c15__load_terms;
+  wire [47:0] pe_r15_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c15__step;
   wire [31:0] pe_r15_c15__x;
@@ -5766,7 +5766,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c16__en;
   wire pe_r15_c16__first;
   wire pe_r15_c16__load;
-  wire [79:0] pe_r15_c16__load_terms;
+  wire [47:0] pe_r15_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c16__step;
   wire [31:0] pe_r15_c16__x;
@@ -5774,7 +5774,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c17__en;
   wire pe_r15_c17__first;
   wire pe_r15_c17__load;
-  wire [79:0] pe_r15_c17__load_terms;
+  wire [47:0] pe_r15_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c17__step;
   wire [31:0] pe_r15_c17__x;
@@ -5782,7 +5782,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c18__en;
   wire pe_r15_c18__first;
   wire pe_r15_c18__load;
-  wire [79:0] pe_r15_c18__load_terms;
+  wire [47:0] pe_r15_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c18__step;
   wire [31:0] pe_r15_c18__x;
@@ -5790,7 +5790,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c19__en;
   wire pe_r15_c19__first;
   wire pe_r15_c19__load;
-  wire [79:0] pe_r15_c19__load_terms;
+  wire [47:0] pe_r15_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c19__step;
   wire [31:0] pe_r15_c19__x;
@@ -5798,7 +5798,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c1__en;
   wire pe_r15_c1__first;
   wire pe_r15_c1__load;
-  wire [79:0] pe_r15_c1__load_terms;
+  wire [47:0] pe_r15_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c1__step;
   wire [31:0] pe_r15_c1__x;
@@ -5806,7 +5806,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c20__en;
   wire pe_r15_c20__first;
   wire pe_r15_c20__load;
-  wire [79:0] pe_r15_c20__load_terms;
+  wire [47:0] pe_r15_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c20__step;
   wire [31:0] pe_r15_c20__x;
@@ -5814,7 +5814,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c21__en;
   wire pe_r15_c21__first;
   wire pe_r15_c21__load;
-  wire [79:0] pe_r15_c21__load_terms;
+  wire [47:0] pe_r15_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c21__step;
   wire [31:0] pe_r15_c21__x;
@@ -5822,7 +5822,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c22__en;
   wire pe_r15_c22__first;
   wire pe_r15_c22__load;
-  wire [79:0] pe_r15_c22__load_terms;
+  wire [47:0] pe_r15_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c22__step;
   wire [31:0] pe_r15_c22__x;
@@ -5830,7 +5830,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c23__en;
   wire pe_r15_c23__first;
   wire pe_r15_c23__load;
-  wire [79:0] pe_r15_c23__load_terms;
+  wire [47:0] pe_r15_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c23__step;
   wire [31:0] pe_r15_c23__x;
@@ -5838,7 +5838,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c24__en;
   wire pe_r15_c24__first;
   wire pe_r15_c24__load;
-  wire [79:0] pe_r15_c24__load_terms;
+  wire [47:0] pe_r15_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c24__step;
   wire [31:0] pe_r15_c24__x;
@@ -5846,7 +5846,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c25__en;
   wire pe_r15_c25__first;
   wire pe_r15_c25__load;
-  wire [79:0] pe_r15_c25__load_terms;
+  wire [47:0] pe_r15_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c25__step;
   wire [31:0] pe_r15_c25__x;
@@ -5854,7 +5854,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c26__en;
   wire pe_r15_c26__first;
   wire pe_r15_c26__load;
-  wire [79:0] pe_r15_c26__load_terms;
+  wire [47:0] pe_r15_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c26__step;
   wire [31:0] pe_r15_c26__x;
@@ -5862,7 +5862,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c27__en;
   wire pe_r15_c27__first;
   wire pe_r15_c27__load;
-  wire [79:0] pe_r15_c27__load_terms;
+  wire [47:0] pe_r15_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c27__step;
   wire [31:0] pe_r15_c27__x;
@@ -5870,7 +5870,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c28__en;
   wire pe_r15_c28__first;
   wire pe_r15_c28__load;
-  wire [79:0] pe_r15_c28__load_terms;
+  wire [47:0] pe_r15_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c28__step;
   wire [31:0] pe_r15_c28__x;
@@ -5878,7 +5878,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c29__en;
   wire pe_r15_c29__first;
   wire pe_r15_c29__load;
-  wire [79:0] pe_r15_c29__load_terms;
+  wire [47:0] pe_r15_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c29__step;
   wire [31:0] pe_r15_c29__x;
@@ -5886,7 +5886,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c2__en;
   wire pe_r15_c2__first;
   wire pe_r15_c2__load;
-  wire [79:0] pe_r15_c2__load_terms;
+  wire [47:0] pe_r15_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c2__step;
   wire [31:0] pe_r15_c2__x;
@@ -5894,7 +5894,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c30__en;
   wire pe_r15_c30__first;
   wire pe_r15_c30__load;
-  wire [79:0] pe_r15_c30__load_terms;
+  wire [47:0] pe_r15_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c30__step;
   wire [31:0] pe_r15_c30__x;
@@ -5902,7 +5902,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c31__en;
   wire pe_r15_c31__first;
   wire pe_r15_c31__load;
-  wire [79:0] pe_r15_c31__load_terms;
+  wire [47:0] pe_r15_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c31__step;
   wire [31:0] pe_r15_c31__x;
@@ -5910,7 +5910,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c3__en;
   wire pe_r15_c3__first;
   wire pe_r15_c3__load;
-  wire [79:0] pe_r15_c3__load_terms;
+  wire [47:0] pe_r15_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c3__step;
   wire [31:0] pe_r15_c3__x;
@@ -5918,7 +5918,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c4__en;
   wire pe_r15_c4__first;
   wire pe_r15_c4__load;
-  wire [79:0] pe_r15_c4__load_terms;
+  wire [47:0] pe_r15_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c4__step;
   wire [31:0] pe_r15_c4__x;
@@ -5926,7 +5926,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c5__en;
   wire pe_r15_c5__first;
   wire pe_r15_c5__load;
-  wire [79:0] pe_r15_c5__load_terms;
+  wire [47:0] pe_r15_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c5__step;
   wire [31:0] pe_r15_c5__x;
@@ -5934,7 +5934,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c6__en;
   wire pe_r15_c6__first;
   wire pe_r15_c6__load;
-  wire [79:0] pe_r15_c6__load_terms;
+  wire [47:0] pe_r15_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c6__step;
   wire [31:0] pe_r15_c6__x;
@@ -5942,7 +5942,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c7__en;
   wire pe_r15_c7__first;
   wire pe_r15_c7__load;
-  wire [79:0] pe_r15_c7__load_terms;
+  wire [47:0] pe_r15_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c7__step;
   wire [31:0] pe_r15_c7__x;
@@ -5950,7 +5950,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c8__en;
   wire pe_r15_c8__first;
   wire pe_r15_c8__load;
-  wire [79:0] pe_r15_c8__load_terms;
+  wire [47:0] pe_r15_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c8__step;
   wire [31:0] pe_r15_c8__x;
@@ -5958,7 +5958,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r15_c9__en;
   wire pe_r15_c9__first;
   wire pe_r15_c9__load;
-  wire [79:0] pe_r15_c9__load_terms;
+  wire [47:0] pe_r15_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r15_c9__step;
   wire [31:0] pe_r15_c9__x;
@@ -5966,7 +5966,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c0__en;
   wire pe_r16_c0__first;
   wire pe_r16_c0__load;
-  wire [79:0] pe_r16_c0__load_terms;
+  wire [47:0] pe_r16_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c0__step;
   wire [31:0] pe_r16_c0__x;
@@ -5974,7 +5974,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c10__en;
   wire pe_r16_c10__first;
   wire pe_r16_c10__load;
-  wire [79:0] pe_r16_c10__load_terms;
+  wire [47:0] pe_r16_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c10__step;
   wire [31:0] pe_r16_c10__x;
@@ -5982,7 +5982,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c11__en;
   wire pe_r16_c11__first;
   wire pe_r16_c11__load;
-  wire [79:0] pe_r16_c11__load_terms;
+  wire [47:0] pe_r16_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c11__step;
   wire [31:0] pe_r16_c11__x;
@@ -5990,7 +5990,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c12__en;
   wire pe_r16_c12__first;
   wire pe_r16_c12__load;
-  wire [79:0] pe_r16_c12__load_terms;
+  wire [47:0] pe_r16_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c12__step;
   wire [31:0] pe_r16_c12__x;
@@ -5998,7 +5998,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c13__en;
   wire pe_r16_c13__first;
   wire pe_r16_c13__load;
-  wire [79:0] pe_r16_c13__load_terms;
+  wire [47:0] pe_r16_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c13__step;
   wire [31:0] pe_r16_c13__x;
@@ -6006,7 +6006,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c14__en;
   wire pe_r16_c14__first;
   wire pe_r16_c14__load;
-  wire [79:0] pe_r16_c14__load_terms;
+  wire [47:0] pe_r16_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c14__step;
   wire [31:0] pe_r16_c14__x;
@@ -6014,7 +6014,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c15__en;
   wire pe_r16_c15__first;
   wire pe_r16_c15__load;
-  wire [79:0] pe_r16_c15__load_terms;
+  wire [47:0] pe_r16_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c15__step;
   wire [31:0] pe_r16_c15__x;
@@ -6022,7 +6022,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c16__en;
   wire pe_r16_c16__first;
   wire pe_r16_c16__load;
-  wire [79:0] pe_r16_c16__load_terms;
+  wire [47:0] pe_r16_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c16__step;
   wire [31:0] pe_r16_c16__x;
@@ -6030,7 +6030,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c17__en;
   wire pe_r16_c17__first;
   wire pe_r16_c17__load;
-  wire [79:0] pe_r16_c17__load_terms;
+  wire [47:0] pe_r16_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c17__step;
   wire [31:0] pe_r16_c17__x;
@@ -6038,7 +6038,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c18__en;
   wire pe_r16_c18__first;
   wire pe_r16_c18__load;
-  wire [79:0] pe_r16_c18__load_terms;
+  wire [47:0] pe_r16_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c18__step;
   wire [31:0] pe_r16_c18__x;
@@ -6046,7 +6046,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c19__en;
   wire pe_r16_c19__first;
   wire pe_r16_c19__load;
-  wire [79:0] pe_r16_c19__load_terms;
+  wire [47:0] pe_r16_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c19__step;
   wire [31:0] pe_r16_c19__x;
@@ -6054,7 +6054,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c1__en;
   wire pe_r16_c1__first;
   wire pe_r16_c1__load;
-  wire [79:0] pe_r16_c1__load_terms;
+  wire [47:0] pe_r16_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c1__step;
   wire [31:0] pe_r16_c1__x;
@@ -6062,7 +6062,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c20__en;
   wire pe_r16_c20__first;
   wire pe_r16_c20__load;
-  wire [79:0] pe_r16_c20__load_terms;
+  wire [47:0] pe_r16_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c20__step;
   wire [31:0] pe_r16_c20__x;
@@ -6070,7 +6070,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c21__en;
   wire pe_r16_c21__first;
   wire pe_r16_c21__load;
-  wire [79:0] pe_r16_c21__load_terms;
+  wire [47:0] pe_r16_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c21__step;
   wire [31:0] pe_r16_c21__x;
@@ -6078,7 +6078,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c22__en;
   wire pe_r16_c22__first;
   wire pe_r16_c22__load;
-  wire [79:0] pe_r16_c22__load_terms;
+  wire [47:0] pe_r16_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c22__step;
   wire [31:0] pe_r16_c22__x;
@@ -6086,7 +6086,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c23__en;
   wire pe_r16_c23__first;
   wire pe_r16_c23__load;
-  wire [79:0] pe_r16_c23__load_terms;
+  wire [47:0] pe_r16_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c23__step;
   wire [31:0] pe_r16_c23__x;
@@ -6094,7 +6094,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c24__en;
   wire pe_r16_c24__first;
   wire pe_r16_c24__load;
-  wire [79:0] pe_r16_c24__load_terms;
+  wire [47:0] pe_r16_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c24__step;
   wire [31:0] pe_r16_c24__x;
@@ -6102,7 +6102,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c25__en;
   wire pe_r16_c25__first;
   wire pe_r16_c25__load;
-  wire [79:0] pe_r16_c25__load_terms;
+  wire [47:0] pe_r16_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c25__step;
   wire [31:0] pe_r16_c25__x;
@@ -6110,7 +6110,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c26__en;
   wire pe_r16_c26__first;
   wire pe_r16_c26__load;
-  wire [79:0] pe_r16_c26__load_terms;
+  wire [47:0] pe_r16_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c26__step;
   wire [31:0] pe_r16_c26__x;
@@ -6118,7 +6118,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c27__en;
   wire pe_r16_c27__first;
   wire pe_r16_c27__load;
-  wire [79:0] pe_r16_c27__load_terms;
+  wire [47:0] pe_r16_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c27__step;
   wire [31:0] pe_r16_c27__x;
@@ -6126,7 +6126,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c28__en;
   wire pe_r16_c28__first;
   wire pe_r16_c28__load;
-  wire [79:0] pe_r16_c28__load_terms;
+  wire [47:0] pe_r16_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c28__step;
   wire [31:0] pe_r16_c28__x;
@@ -6134,7 +6134,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c29__en;
   wire pe_r16_c29__first;
   wire pe_r16_c29__load;
-  wire [79:0] pe_r16_c29__load_terms;
+  wire [47:0] pe_r16_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c29__step;
   wire [31:0] pe_r16_c29__x;
@@ -6142,7 +6142,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c2__en;
   wire pe_r16_c2__first;
   wire pe_r16_c2__load;
-  wire [79:0] pe_r16_c2__load_terms;
+  wire [47:0] pe_r16_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c2__step;
   wire [31:0] pe_r16_c2__x;
@@ -6150,7 +6150,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c30__en;
   wire pe_r16_c30__first;
   wire pe_r16_c30__load;
-  wire [79:0] pe_r16_c30__load_terms;
+  wire [47:0] pe_r16_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c30__step;
   wire [31:0] pe_r16_c30__x;
@@ -6158,7 +6158,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c31__en;
   wire pe_r16_c31__first;
   wire pe_r16_c31__load;
-  wire [79:0] pe_r16_c31__load_terms;
+  wire [47:0] pe_r16_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c31__step;
   wire [31:0] pe_r16_c31__x;
@@ -6166,7 +6166,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c3__en;
   wire pe_r16_c3__first;
   wire pe_r16_c3__load;
-  wire [79:0] pe_r16_c3__load_terms;
+  wire [47:0] pe_r16_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c3__step;
   wire [31:0] pe_r16_c3__x;
@@ -6174,7 +6174,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c4__en;
   wire pe_r16_c4__first;
   wire pe_r16_c4__load;
-  wire [79:0] pe_r16_c4__load_terms;
+  wire [47:0] pe_r16_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c4__step;
   wire [31:0] pe_r16_c4__x;
@@ -6182,7 +6182,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c5__en;
   wire pe_r16_c5__first;
   wire pe_r16_c5__load;
-  wire [79:0] pe_r16_c5__load_terms;
+  wire [47:0] pe_r16_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c5__step;
   wire [31:0] pe_r16_c5__x;
@@ -6190,7 +6190,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c6__en;
   wire pe_r16_c6__first;
   wire pe_r16_c6__load;
-  wire [79:0] pe_r16_c6__load_terms;
+  wire [47:0] pe_r16_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c6__step;
   wire [31:0] pe_r16_c6__x;
@@ -6198,7 +6198,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c7__en;
   wire pe_r16_c7__first;
   wire pe_r16_c7__load;
-  wire [79:0] pe_r16_c7__load_terms;
+  wire [47:0] pe_r16_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c7__step;
   wire [31:0] pe_r16_c7__x;
@@ -6206,7 +6206,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c8__en;
   wire pe_r16_c8__first;
   wire pe_r16_c8__load;
-  wire [79:0] pe_r16_c8__load_terms;
+  wire [47:0] pe_r16_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c8__step;
   wire [31:0] pe_r16_c8__x;
@@ -6214,7 +6214,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r16_c9__en;
   wire pe_r16_c9__first;
   wire pe_r16_c9__load;
-  wire [79:0] pe_r16_c9__load_terms;
+  wire [47:0] pe_r16_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r16_c9__step;
   wire [31:0] pe_r16_c9__x;
@@ -6222,7 +6222,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c0__en;
   wire pe_r17_c0__first;
   wire pe_r17_c0__load;
-  wire [79:0] pe_r17_c0__load_terms;
+  wire [47:0] pe_r17_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c0__step;
   wire [31:0] pe_r17_c0__x;
@@ -6230,7 +6230,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c10__en;
   wire pe_r17_c10__first;
   wire pe_r17_c10__load;
-  wire [79:0] pe_r17_c10__load_terms;
+  wire [47:0] pe_r17_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c10__step;
   wire [31:0] pe_r17_c10__x;
@@ -6238,7 +6238,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c11__en;
   wire pe_r17_c11__first;
   wire pe_r17_c11__load;
-  wire [79:0] pe_r17_c11__load_terms;
+  wire [47:0] pe_r17_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c11__step;
   wire [31:0] pe_r17_c11__x;
@@ -6246,7 +6246,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c12__en;
   wire pe_r17_c12__first;
   wire pe_r17_c12__load;
-  wire [79:0] pe_r17_c12__load_terms;
+  wire [47:0] pe_r17_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c12__step;
   wire [31:0] pe_r17_c12__x;
@@ -6254,7 +6254,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c13__en;
   wire pe_r17_c13__first;
   wire pe_r17_c13__load;
-  wire [79:0] pe_r17_c13__load_terms;
+  wire [47:0] pe_r17_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c13__step;
   wire [31:0] pe_r17_c13__x;
@@ -6262,7 +6262,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c14__en;
   wire pe_r17_c14__first;
   wire pe_r17_c14__load;
-  wire [79:0] pe_r17_c14__load_terms;
+  wire [47:0] pe_r17_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c14__step;
   wire [31:0] pe_r17_c14__x;
@@ -6270,7 +6270,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c15__en;
   wire pe_r17_c15__first;
   wire pe_r17_c15__load;
-  wire [79:0] pe_r17_c15__load_terms;
+  wire [47:0] pe_r17_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c15__step;
   wire [31:0] pe_r17_c15__x;
@@ -6278,7 +6278,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c16__en;
   wire pe_r17_c16__first;
   wire pe_r17_c16__load;
-  wire [79:0] pe_r17_c16__load_terms;
+  wire [47:0] pe_r17_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c16__step;
   wire [31:0] pe_r17_c16__x;
@@ -6286,7 +6286,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c17__en;
   wire pe_r17_c17__first;
   wire pe_r17_c17__load;
-  wire [79:0] pe_r17_c17__load_terms;
+  wire [47:0] pe_r17_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c17__step;
   wire [31:0] pe_r17_c17__x;
@@ -6294,7 +6294,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c18__en;
   wire pe_r17_c18__first;
   wire pe_r17_c18__load;
-  wire [79:0] pe_r17_c18__load_terms;
+  wire [47:0] pe_r17_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c18__step;
   wire [31:0] pe_r17_c18__x;
@@ -6302,7 +6302,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c19__en;
   wire pe_r17_c19__first;
   wire pe_r17_c19__load;
-  wire [79:0] pe_r17_c19__load_terms;
+  wire [47:0] pe_r17_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c19__step;
   wire [31:0] pe_r17_c19__x;
@@ -6310,7 +6310,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c1__en;
   wire pe_r17_c1__first;
   wire pe_r17_c1__load;
-  wire [79:0] pe_r17_c1__load_terms;
+  wire [47:0] pe_r17_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c1__step;
   wire [31:0] pe_r17_c1__x;
@@ -6318,7 +6318,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c20__en;
   wire pe_r17_c20__first;
   wire pe_r17_c20__load;
-  wire [79:0] pe_r17_c20__load_terms;
+  wire [47:0] pe_r17_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c20__step;
   wire [31:0] pe_r17_c20__x;
@@ -6326,7 +6326,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c21__en;
   wire pe_r17_c21__first;
   wire pe_r17_c21__load;
-  wire [79:0] pe_r17_c21__load_terms;
+  wire [47:0] pe_r17_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c21__step;
   wire [31:0] pe_r17_c21__x;
@@ -6334,7 +6334,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c22__en;
   wire pe_r17_c22__first;
   wire pe_r17_c22__load;
-  wire [79:0] pe_r17_c22__load_terms;
+  wire [47:0] pe_r17_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c22__step;
   wire [31:0] pe_r17_c22__x;
@@ -6342,7 +6342,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c23__en;
   wire pe_r17_c23__first;
   wire pe_r17_c23__load;
-  wire [79:0] pe_r17_c23__load_terms;
+  wire [47:0] pe_r17_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c23__step;
   wire [31:0] pe_r17_c23__x;
@@ -6350,7 +6350,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c24__en;
   wire pe_r17_c24__first;
   wire pe_r17_c24__load;
-  wire [79:0] pe_r17_c24__load_terms;
+  wire [47:0] pe_r17_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c24__step;
   wire [31:0] pe_r17_c24__x;
@@ -6358,7 +6358,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c25__en;
   wire pe_r17_c25__first;
   wire pe_r17_c25__load;
-  wire [79:0] pe_r17_c25__load_terms;
+  wire [47:0] pe_r17_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c25__step;
   wire [31:0] pe_r17_c25__x;
@@ -6366,7 +6366,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c26__en;
   wire pe_r17_c26__first;
   wire pe_r17_c26__load;
-  wire [79:0] pe_r17_c26__load_terms;
+  wire [47:0] pe_r17_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c26__step;
   wire [31:0] pe_r17_c26__x;
@@ -6374,7 +6374,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c27__en;
   wire pe_r17_c27__first;
   wire pe_r17_c27__load;
-  wire [79:0] pe_r17_c27__load_terms;
+  wire [47:0] pe_r17_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c27__step;
   wire [31:0] pe_r17_c27__x;
@@ -6382,7 +6382,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c28__en;
   wire pe_r17_c28__first;
   wire pe_r17_c28__load;
-  wire [79:0] pe_r17_c28__load_terms;
+  wire [47:0] pe_r17_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c28__step;
   wire [31:0] pe_r17_c28__x;
@@ -6390,7 +6390,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c29__en;
   wire pe_r17_c29__first;
   wire pe_r17_c29__load;
-  wire [79:0] pe_r17_c29__load_terms;
+  wire [47:0] pe_r17_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c29__step;
   wire [31:0] pe_r17_c29__x;
@@ -6398,7 +6398,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c2__en;
   wire pe_r17_c2__first;
   wire pe_r17_c2__load;
-  wire [79:0] pe_r17_c2__load_terms;
+  wire [47:0] pe_r17_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c2__step;
   wire [31:0] pe_r17_c2__x;
@@ -6406,7 +6406,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c30__en;
   wire pe_r17_c30__first;
   wire pe_r17_c30__load;
-  wire [79:0] pe_r17_c30__load_terms;
+  wire [47:0] pe_r17_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c30__step;
   wire [31:0] pe_r17_c30__x;
@@ -6414,7 +6414,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c31__en;
   wire pe_r17_c31__first;
   wire pe_r17_c31__load;
-  wire [79:0] pe_r17_c31__load_terms;
+  wire [47:0] pe_r17_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c31__step;
   wire [31:0] pe_r17_c31__x;
@@ -6422,7 +6422,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c3__en;
   wire pe_r17_c3__first;
   wire pe_r17_c3__load;
-  wire [79:0] pe_r17_c3__load_terms;
+  wire [47:0] pe_r17_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c3__step;
   wire [31:0] pe_r17_c3__x;
@@ -6430,7 +6430,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c4__en;
   wire pe_r17_c4__first;
   wire pe_r17_c4__load;
-  wire [79:0] pe_r17_c4__load_terms;
+  wire [47:0] pe_r17_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c4__step;
   wire [31:0] pe_r17_c4__x;
@@ -6438,7 +6438,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c5__en;
   wire pe_r17_c5__first;
   wire pe_r17_c5__load;
-  wire [79:0] pe_r17_c5__load_terms;
+  wire [47:0] pe_r17_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c5__step;
   wire [31:0] pe_r17_c5__x;
@@ -6446,7 +6446,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c6__en;
   wire pe_r17_c6__first;
   wire pe_r17_c6__load;
-  wire [79:0] pe_r17_c6__load_terms;
+  wire [47:0] pe_r17_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c6__step;
   wire [31:0] pe_r17_c6__x;
@@ -6454,7 +6454,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c7__en;
   wire pe_r17_c7__first;
   wire pe_r17_c7__load;
-  wire [79:0] pe_r17_c7__load_terms;
+  wire [47:0] pe_r17_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c7__step;
   wire [31:0] pe_r17_c7__x;
@@ -6462,7 +6462,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c8__en;
   wire pe_r17_c8__first;
   wire pe_r17_c8__load;
-  wire [79:0] pe_r17_c8__load_terms;
+  wire [47:0] pe_r17_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c8__step;
   wire [31:0] pe_r17_c8__x;
@@ -6470,7 +6470,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r17_c9__en;
   wire pe_r17_c9__first;
   wire pe_r17_c9__load;
-  wire [79:0] pe_r17_c9__load_terms;
+  wire [47:0] pe_r17_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r17_c9__step;
   wire [31:0] pe_r17_c9__x;
@@ -6478,7 +6478,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c0__en;
   wire pe_r18_c0__first;
   wire pe_r18_c0__load;
-  wire [79:0] pe_r18_c0__load_terms;
+  wire [47:0] pe_r18_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c0__step;
   wire [31:0] pe_r18_c0__x;
@@ -6486,7 +6486,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c10__en;
   wire pe_r18_c10__first;
   wire pe_r18_c10__load;
-  wire [79:0] pe_r18_c10__load_terms;
+  wire [47:0] pe_r18_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c10__step;
   wire [31:0] pe_r18_c10__x;
@@ -6494,7 +6494,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c11__en;
   wire pe_r18_c11__first;
   wire pe_r18_c11__load;
-  wire [79:0] pe_r18_c11__load_terms;
+  wire [47:0] pe_r18_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c11__step;
   wire [31:0] pe_r18_c11__x;
@@ -6502,7 +6502,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c12__en;
   wire pe_r18_c12__first;
   wire pe_r18_c12__load;
-  wire [79:0] pe_r18_c12__load_terms;
+  wire [47:0] pe_r18_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c12__step;
   wire [31:0] pe_r18_c12__x;
@@ -6510,7 +6510,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c13__en;
   wire pe_r18_c13__first;
   wire pe_r18_c13__load;
-  wire [79:0] pe_r18_c13__load_terms;
+  wire [47:0] pe_r18_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c13__step;
   wire [31:0] pe_r18_c13__x;
@@ -6518,7 +6518,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c14__en;
   wire pe_r18_c14__first;
   wire pe_r18_c14__load;
-  wire [79:0] pe_r18_c14__load_terms;
+  wire [47:0] pe_r18_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c14__step;
   wire [31:0] pe_r18_c14__x;
@@ -6526,7 +6526,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c15__en;
   wire pe_r18_c15__first;
   wire pe_r18_c15__load;
-  wire [79:0] pe_r18_c15__load_terms;
+  wire [47:0] pe_r18_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c15__step;
   wire [31:0] pe_r18_c15__x;
@@ -6534,7 +6534,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c16__en;
   wire pe_r18_c16__first;
   wire pe_r18_c16__load;
-  wire [79:0] pe_r18_c16__load_terms;
+  wire [47:0] pe_r18_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c16__step;
   wire [31:0] pe_r18_c16__x;
@@ -6542,7 +6542,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c17__en;
   wire pe_r18_c17__first;
   wire pe_r18_c17__load;
-  wire [79:0] pe_r18_c17__load_terms;
+  wire [47:0] pe_r18_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c17__step;
   wire [31:0] pe_r18_c17__x;
@@ -6550,7 +6550,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c18__en;
   wire pe_r18_c18__first;
   wire pe_r18_c18__load;
-  wire [79:0] pe_r18_c18__load_terms;
+  wire [47:0] pe_r18_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c18__step;
   wire [31:0] pe_r18_c18__x;
@@ -6558,7 +6558,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c19__en;
   wire pe_r18_c19__first;
   wire pe_r18_c19__load;
-  wire [79:0] pe_r18_c19__load_terms;
+  wire [47:0] pe_r18_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c19__step;
   wire [31:0] pe_r18_c19__x;
@@ -6566,7 +6566,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c1__en;
   wire pe_r18_c1__first;
   wire pe_r18_c1__load;
-  wire [79:0] pe_r18_c1__load_terms;
+  wire [47:0] pe_r18_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c1__step;
   wire [31:0] pe_r18_c1__x;
@@ -6574,7 +6574,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c20__en;
   wire pe_r18_c20__first;
   wire pe_r18_c20__load;
-  wire [79:0] pe_r18_c20__load_terms;
+  wire [47:0] pe_r18_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c20__step;
   wire [31:0] pe_r18_c20__x;
@@ -6582,7 +6582,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c21__en;
   wire pe_r18_c21__first;
   wire pe_r18_c21__load;
-  wire [79:0] pe_r18_c21__load_terms;
+  wire [47:0] pe_r18_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c21__step;
   wire [31:0] pe_r18_c21__x;
@@ -6590,7 +6590,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c22__en;
   wire pe_r18_c22__first;
   wire pe_r18_c22__load;
-  wire [79:0] pe_r18_c22__load_terms;
+  wire [47:0] pe_r18_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c22__step;
   wire [31:0] pe_r18_c22__x;
@@ -6598,7 +6598,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c23__en;
   wire pe_r18_c23__first;
   wire pe_r18_c23__load;
-  wire [79:0] pe_r18_c23__load_terms;
+  wire [47:0] pe_r18_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c23__step;
   wire [31:0] pe_r18_c23__x;
@@ -6606,7 +6606,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c24__en;
   wire pe_r18_c24__first;
   wire pe_r18_c24__load;
-  wire [79:0] pe_r18_c24__load_terms;
+  wire [47:0] pe_r18_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c24__step;
   wire [31:0] pe_r18_c24__x;
@@ -6614,7 +6614,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c25__en;
   wire pe_r18_c25__first;
   wire pe_r18_c25__load;
-  wire [79:0] pe_r18_c25__load_terms;
+  wire [47:0] pe_r18_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c25__step;
   wire [31:0] pe_r18_c25__x;
@@ -6622,7 +6622,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c26__en;
   wire pe_r18_c26__first;
   wire pe_r18_c26__load;
-  wire [79:0] pe_r18_c26__load_terms;
+  wire [47:0] pe_r18_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c26__step;
   wire [31:0] pe_r18_c26__x;
@@ -6630,7 +6630,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c27__en;
   wire pe_r18_c27__first;
   wire pe_r18_c27__load;
-  wire [79:0] pe_r18_c27__load_terms;
+  wire [47:0] pe_r18_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c27__step;
   wire [31:0] pe_r18_c27__x;
@@ -6638,7 +6638,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c28__en;
   wire pe_r18_c28__first;
   wire pe_r18_c28__load;
-  wire [79:0] pe_r18_c28__load_terms;
+  wire [47:0] pe_r18_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c28__step;
   wire [31:0] pe_r18_c28__x;
@@ -6646,7 +6646,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c29__en;
   wire pe_r18_c29__first;
   wire pe_r18_c29__load;
-  wire [79:0] pe_r18_c29__load_terms;
+  wire [47:0] pe_r18_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c29__step;
   wire [31:0] pe_r18_c29__x;
@@ -6654,7 +6654,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c2__en;
   wire pe_r18_c2__first;
   wire pe_r18_c2__load;
-  wire [79:0] pe_r18_c2__load_terms;
+  wire [47:0] pe_r18_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c2__step;
   wire [31:0] pe_r18_c2__x;
@@ -6662,7 +6662,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c30__en;
   wire pe_r18_c30__first;
   wire pe_r18_c30__load;
-  wire [79:0] pe_r18_c30__load_terms;
+  wire [47:0] pe_r18_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c30__step;
   wire [31:0] pe_r18_c30__x;
@@ -6670,7 +6670,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c31__en;
   wire pe_r18_c31__first;
   wire pe_r18_c31__load;
-  wire [79:0] pe_r18_c31__load_terms;
+  wire [47:0] pe_r18_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c31__step;
   wire [31:0] pe_r18_c31__x;
@@ -6678,7 +6678,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c3__en;
   wire pe_r18_c3__first;
   wire pe_r18_c3__load;
-  wire [79:0] pe_r18_c3__load_terms;
+  wire [47:0] pe_r18_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c3__step;
   wire [31:0] pe_r18_c3__x;
@@ -6686,7 +6686,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c4__en;
   wire pe_r18_c4__first;
   wire pe_r18_c4__load;
-  wire [79:0] pe_r18_c4__load_terms;
+  wire [47:0] pe_r18_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c4__step;
   wire [31:0] pe_r18_c4__x;
@@ -6694,7 +6694,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c5__en;
   wire pe_r18_c5__first;
   wire pe_r18_c5__load;
-  wire [79:0] pe_r18_c5__load_terms;
+  wire [47:0] pe_r18_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c5__step;
   wire [31:0] pe_r18_c5__x;
@@ -6702,7 +6702,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c6__en;
   wire pe_r18_c6__first;
   wire pe_r18_c6__load;
-  wire [79:0] pe_r18_c6__load_terms;
+  wire [47:0] pe_r18_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c6__step;
   wire [31:0] pe_r18_c6__x;
@@ -6710,7 +6710,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c7__en;
   wire pe_r18_c7__first;
   wire pe_r18_c7__load;
-  wire [79:0] pe_r18_c7__load_terms;
+  wire [47:0] pe_r18_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c7__step;
   wire [31:0] pe_r18_c7__x;
@@ -6718,7 +6718,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c8__en;
   wire pe_r18_c8__first;
   wire pe_r18_c8__load;
-  wire [79:0] pe_r18_c8__load_terms;
+  wire [47:0] pe_r18_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c8__step;
   wire [31:0] pe_r18_c8__x;
@@ -6726,7 +6726,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r18_c9__en;
   wire pe_r18_c9__first;
   wire pe_r18_c9__load;
-  wire [79:0] pe_r18_c9__load_terms;
+  wire [47:0] pe_r18_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r18_c9__step;
   wire [31:0] pe_r18_c9__x;
@@ -6734,7 +6734,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c0__en;
   wire pe_r19_c0__first;
   wire pe_r19_c0__load;
-  wire [79:0] pe_r19_c0__load_terms;
+  wire [47:0] pe_r19_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c0__step;
   wire [31:0] pe_r19_c0__x;
@@ -6742,7 +6742,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c10__en;
   wire pe_r19_c10__first;
   wire pe_r19_c10__load;
-  wire [79:0] pe_r19_c10__load_terms;
+  wire [47:0] pe_r19_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c10__step;
   wire [31:0] pe_r19_c10__x;
@@ -6750,7 +6750,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c11__en;
   wire pe_r19_c11__first;
   wire pe_r19_c11__load;
-  wire [79:0] pe_r19_c11__load_terms;
+  wire [47:0] pe_r19_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c11__step;
   wire [31:0] pe_r19_c11__x;
@@ -6758,7 +6758,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c12__en;
   wire pe_r19_c12__first;
   wire pe_r19_c12__load;
-  wire [79:0] pe_r19_c12__load_terms;
+  wire [47:0] pe_r19_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c12__step;
   wire [31:0] pe_r19_c12__x;
@@ -6766,7 +6766,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c13__en;
   wire pe_r19_c13__first;
   wire pe_r19_c13__load;
-  wire [79:0] pe_r19_c13__load_terms;
+  wire [47:0] pe_r19_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c13__step;
   wire [31:0] pe_r19_c13__x;
@@ -6774,7 +6774,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c14__en;
   wire pe_r19_c14__first;
   wire pe_r19_c14__load;
-  wire [79:0] pe_r19_c14__load_terms;
+  wire [47:0] pe_r19_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c14__step;
   wire [31:0] pe_r19_c14__x;
@@ -6782,7 +6782,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c15__en;
   wire pe_r19_c15__first;
   wire pe_r19_c15__load;
-  wire [79:0] pe_r19_c15__load_terms;
+  wire [47:0] pe_r19_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c15__step;
   wire [31:0] pe_r19_c15__x;
@@ -6790,7 +6790,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c16__en;
   wire pe_r19_c16__first;
   wire pe_r19_c16__load;
-  wire [79:0] pe_r19_c16__load_terms;
+  wire [47:0] pe_r19_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c16__step;
   wire [31:0] pe_r19_c16__x;
@@ -6798,7 +6798,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c17__en;
   wire pe_r19_c17__first;
   wire pe_r19_c17__load;
-  wire [79:0] pe_r19_c17__load_terms;
+  wire [47:0] pe_r19_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c17__step;
   wire [31:0] pe_r19_c17__x;
@@ -6806,7 +6806,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c18__en;
   wire pe_r19_c18__first;
   wire pe_r19_c18__load;
-  wire [79:0] pe_r19_c18__load_terms;
+  wire [47:0] pe_r19_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c18__step;
   wire [31:0] pe_r19_c18__x;
@@ -6814,7 +6814,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c19__en;
   wire pe_r19_c19__first;
   wire pe_r19_c19__load;
-  wire [79:0] pe_r19_c19__load_terms;
+  wire [47:0] pe_r19_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c19__step;
   wire [31:0] pe_r19_c19__x;
@@ -6822,7 +6822,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c1__en;
   wire pe_r19_c1__first;
   wire pe_r19_c1__load;
-  wire [79:0] pe_r19_c1__load_terms;
+  wire [47:0] pe_r19_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c1__step;
   wire [31:0] pe_r19_c1__x;
@@ -6830,7 +6830,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c20__en;
   wire pe_r19_c20__first;
   wire pe_r19_c20__load;
-  wire [79:0] pe_r19_c20__load_terms;
+  wire [47:0] pe_r19_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c20__step;
   wire [31:0] pe_r19_c20__x;
@@ -6838,7 +6838,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c21__en;
   wire pe_r19_c21__first;
   wire pe_r19_c21__load;
-  wire [79:0] pe_r19_c21__load_terms;
+  wire [47:0] pe_r19_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c21__step;
   wire [31:0] pe_r19_c21__x;
@@ -6846,7 +6846,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c22__en;
   wire pe_r19_c22__first;
   wire pe_r19_c22__load;
-  wire [79:0] pe_r19_c22__load_terms;
+  wire [47:0] pe_r19_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c22__step;
   wire [31:0] pe_r19_c22__x;
@@ -6854,7 +6854,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c23__en;
   wire pe_r19_c23__first;
   wire pe_r19_c23__load;
-  wire [79:0] pe_r19_c23__load_terms;
+  wire [47:0] pe_r19_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c23__step;
   wire [31:0] pe_r19_c23__x;
@@ -6862,7 +6862,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c24__en;
   wire pe_r19_c24__first;
   wire pe_r19_c24__load;
-  wire [79:0] pe_r19_c24__load_terms;
+  wire [47:0] pe_r19_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c24__step;
   wire [31:0] pe_r19_c24__x;
@@ -6870,7 +6870,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c25__en;
   wire pe_r19_c25__first;
   wire pe_r19_c25__load;
-  wire [79:0] pe_r19_c25__load_terms;
+  wire [47:0] pe_r19_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c25__step;
   wire [31:0] pe_r19_c25__x;
@@ -6878,7 +6878,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c26__en;
   wire pe_r19_c26__first;
   wire pe_r19_c26__load;
-  wire [79:0] pe_r19_c26__load_terms;
+  wire [47:0] pe_r19_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c26__step;
   wire [31:0] pe_r19_c26__x;
@@ -6886,7 +6886,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c27__en;
   wire pe_r19_c27__first;
   wire pe_r19_c27__load;
-  wire [79:0] pe_r19_c27__load_terms;
+  wire [47:0] pe_r19_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c27__step;
   wire [31:0] pe_r19_c27__x;
@@ -6894,7 +6894,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c28__en;
   wire pe_r19_c28__first;
   wire pe_r19_c28__load;
-  wire [79:0] pe_r19_c28__load_terms;
+  wire [47:0] pe_r19_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c28__step;
   wire [31:0] pe_r19_c28__x;
@@ -6902,7 +6902,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c29__en;
   wire pe_r19_c29__first;
   wire pe_r19_c29__load;
-  wire [79:0] pe_r19_c29__load_terms;
+  wire [47:0] pe_r19_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c29__step;
   wire [31:0] pe_r19_c29__x;
@@ -6910,7 +6910,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c2__en;
   wire pe_r19_c2__first;
   wire pe_r19_c2__load;
-  wire [79:0] pe_r19_c2__load_terms;
+  wire [47:0] pe_r19_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c2__step;
   wire [31:0] pe_r19_c2__x;
@@ -6918,7 +6918,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c30__en;
   wire pe_r19_c30__first;
   wire pe_r19_c30__load;
-  wire [79:0] pe_r19_c30__load_terms;
+  wire [47:0] pe_r19_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c30__step;
   wire [31:0] pe_r19_c30__x;
@@ -6926,7 +6926,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c31__en;
   wire pe_r19_c31__first;
   wire pe_r19_c31__load;
-  wire [79:0] pe_r19_c31__load_terms;
+  wire [47:0] pe_r19_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c31__step;
   wire [31:0] pe_r19_c31__x;
@@ -6934,7 +6934,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c3__en;
   wire pe_r19_c3__first;
   wire pe_r19_c3__load;
-  wire [79:0] pe_r19_c3__load_terms;
+  wire [47:0] pe_r19_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c3__step;
   wire [31:0] pe_r19_c3__x;
@@ -6942,7 +6942,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c4__en;
   wire pe_r19_c4__first;
   wire pe_r19_c4__load;
-  wire [79:0] pe_r19_c4__load_terms;
+  wire [47:0] pe_r19_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c4__step;
   wire [31:0] pe_r19_c4__x;
@@ -6950,7 +6950,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c5__en;
   wire pe_r19_c5__first;
   wire pe_r19_c5__load;
-  wire [79:0] pe_r19_c5__load_terms;
+  wire [47:0] pe_r19_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c5__step;
   wire [31:0] pe_r19_c5__x;
@@ -6958,7 +6958,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c6__en;
   wire pe_r19_c6__first;
   wire pe_r19_c6__load;
-  wire [79:0] pe_r19_c6__load_terms;
+  wire [47:0] pe_r19_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c6__step;
   wire [31:0] pe_r19_c6__x;
@@ -6966,7 +6966,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c7__en;
   wire pe_r19_c7__first;
   wire pe_r19_c7__load;
-  wire [79:0] pe_r19_c7__load_terms;
+  wire [47:0] pe_r19_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c7__step;
   wire [31:0] pe_r19_c7__x;
@@ -6974,7 +6974,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c8__en;
   wire pe_r19_c8__first;
   wire pe_r19_c8__load;
-  wire [79:0] pe_r19_c8__load_terms;
+  wire [47:0] pe_r19_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c8__step;
   wire [31:0] pe_r19_c8__x;
@@ -6982,7 +6982,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r19_c9__en;
   wire pe_r19_c9__first;
   wire pe_r19_c9__load;
-  wire [79:0] pe_r19_c9__load_terms;
+  wire [47:0] pe_r19_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r19_c9__step;
   wire [31:0] pe_r19_c9__x;
@@ -6990,7 +6990,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c0__en;
   wire pe_r1_c0__first;
   wire pe_r1_c0__load;
-  wire [79:0] pe_r1_c0__load_terms;
+  wire [47:0] pe_r1_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c0__step;
   wire [31:0] pe_r1_c0__x;
@@ -6998,7 +6998,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c10__en;
   wire pe_r1_c10__first;
   wire pe_r1_c10__load;
-  wire [79:0] pe_r1_c10__load_terms;
+  wire [47:0] pe_r1_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c10__step;
   wire [31:0] pe_r1_c10__x;
@@ -7006,7 +7006,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c11__en;
   wire pe_r1_c11__first;
   wire pe_r1_c11__load;
-  wire [79:0] pe_r1_c11__load_terms;
+  wire [47:0] pe_r1_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c11__step;
   wire [31:0] pe_r1_c11__x;
@@ -7014,7 +7014,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c12__en;
   wire pe_r1_c12__first;
   wire pe_r1_c12__load;
-  wire [79:0] pe_r1_c12__load_terms;
+  wire [47:0] pe_r1_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c12__step;
   wire [31:0] pe_r1_c12__x;
@@ -7022,7 +7022,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c13__en;
   wire pe_r1_c13__first;
   wire pe_r1_c13__load;
-  wire [79:0] pe_r1_c13__load_terms;
+  wire [47:0] pe_r1_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c13__step;
   wire [31:0] pe_r1_c13__x;
@@ -7030,7 +7030,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c14__en;
   wire pe_r1_c14__first;
   wire pe_r1_c14__load;
-  wire [79:0] pe_r1_c14__load_terms;
+  wire [47:0] pe_r1_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c14__step;
   wire [31:0] pe_r1_c14__x;
@@ -7038,7 +7038,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c15__en;
   wire pe_r1_c15__first;
   wire pe_r1_c15__load;
-  wire [79:0] pe_r1_c15__load_terms;
+  wire [47:0] pe_r1_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c15__step;
   wire [31:0] pe_r1_c15__x;
@@ -7046,7 +7046,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c16__en;
   wire pe_r1_c16__first;
   wire pe_r1_c16__load;
-  wire [79:0] pe_r1_c16__load_terms;
+  wire [47:0] pe_r1_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c16__step;
   wire [31:0] pe_r1_c16__x;
@@ -7054,7 +7054,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c17__en;
   wire pe_r1_c17__first;
   wire pe_r1_c17__load;
-  wire [79:0] pe_r1_c17__load_terms;
+  wire [47:0] pe_r1_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c17__step;
   wire [31:0] pe_r1_c17__x;
@@ -7062,7 +7062,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c18__en;
   wire pe_r1_c18__first;
   wire pe_r1_c18__load;
-  wire [79:0] pe_r1_c18__load_terms;
+  wire [47:0] pe_r1_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c18__step;
   wire [31:0] pe_r1_c18__x;
@@ -7070,7 +7070,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c19__en;
   wire pe_r1_c19__first;
   wire pe_r1_c19__load;
-  wire [79:0] pe_r1_c19__load_terms;
+  wire [47:0] pe_r1_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c19__step;
   wire [31:0] pe_r1_c19__x;
@@ -7078,7 +7078,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c1__en;
   wire pe_r1_c1__first;
   wire pe_r1_c1__load;
-  wire [79:0] pe_r1_c1__load_terms;
+  wire [47:0] pe_r1_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c1__step;
   wire [31:0] pe_r1_c1__x;
@@ -7086,7 +7086,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c20__en;
   wire pe_r1_c20__first;
   wire pe_r1_c20__load;
-  wire [79:0] pe_r1_c20__load_terms;
+  wire [47:0] pe_r1_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c20__step;
   wire [31:0] pe_r1_c20__x;
@@ -7094,7 +7094,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c21__en;
   wire pe_r1_c21__first;
   wire pe_r1_c21__load;
-  wire [79:0] pe_r1_c21__load_terms;
+  wire [47:0] pe_r1_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c21__step;
   wire [31:0] pe_r1_c21__x;
@@ -7102,7 +7102,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c22__en;
   wire pe_r1_c22__first;
   wire pe_r1_c22__load;
-  wire [79:0] pe_r1_c22__load_terms;
+  wire [47:0] pe_r1_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c22__step;
   wire [31:0] pe_r1_c22__x;
@@ -7110,7 +7110,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c23__en;
   wire pe_r1_c23__first;
   wire pe_r1_c23__load;
-  wire [79:0] pe_r1_c23__load_terms;
+  wire [47:0] pe_r1_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c23__step;
   wire [31:0] pe_r1_c23__x;
@@ -7118,7 +7118,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c24__en;
   wire pe_r1_c24__first;
   wire pe_r1_c24__load;
-  wire [79:0] pe_r1_c24__load_terms;
+  wire [47:0] pe_r1_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c24__step;
   wire [31:0] pe_r1_c24__x;
@@ -7126,7 +7126,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c25__en;
   wire pe_r1_c25__first;
   wire pe_r1_c25__load;
-  wire [79:0] pe_r1_c25__load_terms;
+  wire [47:0] pe_r1_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c25__step;
   wire [31:0] pe_r1_c25__x;
@@ -7134,7 +7134,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c26__en;
   wire pe_r1_c26__first;
   wire pe_r1_c26__load;
-  wire [79:0] pe_r1_c26__load_terms;
+  wire [47:0] pe_r1_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c26__step;
   wire [31:0] pe_r1_c26__x;
@@ -7142,7 +7142,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c27__en;
   wire pe_r1_c27__first;
   wire pe_r1_c27__load;
-  wire [79:0] pe_r1_c27__load_terms;
+  wire [47:0] pe_r1_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c27__step;
   wire [31:0] pe_r1_c27__x;
@@ -7150,7 +7150,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c28__en;
   wire pe_r1_c28__first;
   wire pe_r1_c28__load;
-  wire [79:0] pe_r1_c28__load_terms;
+  wire [47:0] pe_r1_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c28__step;
   wire [31:0] pe_r1_c28__x;
@@ -7158,7 +7158,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c29__en;
   wire pe_r1_c29__first;
   wire pe_r1_c29__load;
-  wire [79:0] pe_r1_c29__load_terms;
+  wire [47:0] pe_r1_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c29__step;
   wire [31:0] pe_r1_c29__x;
@@ -7166,7 +7166,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c2__en;
   wire pe_r1_c2__first;
   wire pe_r1_c2__load;
-  wire [79:0] pe_r1_c2__load_terms;
+  wire [47:0] pe_r1_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c2__step;
   wire [31:0] pe_r1_c2__x;
@@ -7174,7 +7174,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c30__en;
   wire pe_r1_c30__first;
   wire pe_r1_c30__load;
-  wire [79:0] pe_r1_c30__load_terms;
+  wire [47:0] pe_r1_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c30__step;
   wire [31:0] pe_r1_c30__x;
@@ -7182,7 +7182,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c31__en;
   wire pe_r1_c31__first;
   wire pe_r1_c31__load;
-  wire [79:0] pe_r1_c31__load_terms;
+  wire [47:0] pe_r1_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c31__step;
   wire [31:0] pe_r1_c31__x;
@@ -7190,7 +7190,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c3__en;
   wire pe_r1_c3__first;
   wire pe_r1_c3__load;
-  wire [79:0] pe_r1_c3__load_terms;
+  wire [47:0] pe_r1_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c3__step;
   wire [31:0] pe_r1_c3__x;
@@ -7198,7 +7198,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c4__en;
   wire pe_r1_c4__first;
   wire pe_r1_c4__load;
-  wire [79:0] pe_r1_c4__load_terms;
+  wire [47:0] pe_r1_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c4__step;
   wire [31:0] pe_r1_c4__x;
@@ -7206,7 +7206,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c5__en;
   wire pe_r1_c5__first;
   wire pe_r1_c5__load;
-  wire [79:0] pe_r1_c5__load_terms;
+  wire [47:0] pe_r1_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c5__step;
   wire [31:0] pe_r1_c5__x;
@@ -7214,7 +7214,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c6__en;
   wire pe_r1_c6__first;
   wire pe_r1_c6__load;
-  wire [79:0] pe_r1_c6__load_terms;
+  wire [47:0] pe_r1_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c6__step;
   wire [31:0] pe_r1_c6__x;
@@ -7222,7 +7222,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c7__en;
   wire pe_r1_c7__first;
   wire pe_r1_c7__load;
-  wire [79:0] pe_r1_c7__load_terms;
+  wire [47:0] pe_r1_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c7__step;
   wire [31:0] pe_r1_c7__x;
@@ -7230,7 +7230,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c8__en;
   wire pe_r1_c8__first;
   wire pe_r1_c8__load;
-  wire [79:0] pe_r1_c8__load_terms;
+  wire [47:0] pe_r1_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c8__step;
   wire [31:0] pe_r1_c8__x;
@@ -7238,7 +7238,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r1_c9__en;
   wire pe_r1_c9__first;
   wire pe_r1_c9__load;
-  wire [79:0] pe_r1_c9__load_terms;
+  wire [47:0] pe_r1_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r1_c9__step;
   wire [31:0] pe_r1_c9__x;
@@ -7246,7 +7246,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c0__en;
   wire pe_r20_c0__first;
   wire pe_r20_c0__load;
-  wire [79:0] pe_r20_c0__load_terms;
+  wire [47:0] pe_r20_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c0__step;
   wire [31:0] pe_r20_c0__x;
@@ -7254,7 +7254,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c10__en;
   wire pe_r20_c10__first;
   wire pe_r20_c10__load;
-  wire [79:0] pe_r20_c10__load_terms;
+  wire [47:0] pe_r20_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c10__step;
   wire [31:0] pe_r20_c10__x;
@@ -7262,7 +7262,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c11__en;
   wire pe_r20_c11__first;
   wire pe_r20_c11__load;
-  wire [79:0] pe_r20_c11__load_terms;
+  wire [47:0] pe_r20_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c11__step;
   wire [31:0] pe_r20_c11__x;
@@ -7270,7 +7270,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c12__en;
   wire pe_r20_c12__first;
   wire pe_r20_c12__load;
-  wire [79:0] pe_r20_c12__load_terms;
+  wire [47:0] pe_r20_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c12__step;
   wire [31:0] pe_r20_c12__x;
@@ -7278,7 +7278,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c13__en;
   wire pe_r20_c13__first;
   wire pe_r20_c13__load;
-  wire [79:0] pe_r20_c13__load_terms;
+  wire [47:0] pe_r20_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c13__step;
   wire [31:0] pe_r20_c13__x;
@@ -7286,7 +7286,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c14__en;
   wire pe_r20_c14__first;
   wire pe_r20_c14__load;
-  wire [79:0] pe_r20_c14__load_terms;
+  wire [47:0] pe_r20_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c14__step;
   wire [31:0] pe_r20_c14__x;
@@ -7294,7 +7294,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c15__en;
   wire pe_r20_c15__first;
   wire pe_r20_c15__load;
-  wire [79:0] pe_r20_c15__load_terms;
+  wire [47:0] pe_r20_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c15__step;
   wire [31:0] pe_r20_c15__x;
@@ -7302,7 +7302,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c16__en;
   wire pe_r20_c16__first;
   wire pe_r20_c16__load;
-  wire [79:0] pe_r20_c16__load_terms;
+  wire [47:0] pe_r20_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c16__step;
   wire [31:0] pe_r20_c16__x;
@@ -7310,7 +7310,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c17__en;
   wire pe_r20_c17__first;
   wire pe_r20_c17__load;
-  wire [79:0] pe_r20_c17__load_terms;
+  wire [47:0] pe_r20_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c17__step;
   wire [31:0] pe_r20_c17__x;
@@ -7318,7 +7318,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c18__en;
   wire pe_r20_c18__first;
   wire pe_r20_c18__load;
-  wire [79:0] pe_r20_c18__load_terms;
+  wire [47:0] pe_r20_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c18__step;
   wire [31:0] pe_r20_c18__x;
@@ -7326,7 +7326,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c19__en;
   wire pe_r20_c19__first;
   wire pe_r20_c19__load;
-  wire [79:0] pe_r20_c19__load_terms;
+  wire [47:0] pe_r20_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c19__step;
   wire [31:0] pe_r20_c19__x;
@@ -7334,7 +7334,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c1__en;
   wire pe_r20_c1__first;
   wire pe_r20_c1__load;
-  wire [79:0] pe_r20_c1__load_terms;
+  wire [47:0] pe_r20_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c1__step;
   wire [31:0] pe_r20_c1__x;
@@ -7342,7 +7342,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c20__en;
   wire pe_r20_c20__first;
   wire pe_r20_c20__load;
-  wire [79:0] pe_r20_c20__load_terms;
+  wire [47:0] pe_r20_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c20__step;
   wire [31:0] pe_r20_c20__x;
@@ -7350,7 +7350,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c21__en;
   wire pe_r20_c21__first;
   wire pe_r20_c21__load;
-  wire [79:0] pe_r20_c21__load_terms;
+  wire [47:0] pe_r20_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c21__step;
   wire [31:0] pe_r20_c21__x;
@@ -7358,7 +7358,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c22__en;
   wire pe_r20_c22__first;
   wire pe_r20_c22__load;
-  wire [79:0] pe_r20_c22__load_terms;
+  wire [47:0] pe_r20_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c22__step;
   wire [31:0] pe_r20_c22__x;
@@ -7366,7 +7366,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c23__en;
   wire pe_r20_c23__first;
   wire pe_r20_c23__load;
-  wire [79:0] pe_r20_c23__load_terms;
+  wire [47:0] pe_r20_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c23__step;
   wire [31:0] pe_r20_c23__x;
@@ -7374,7 +7374,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c24__en;
   wire pe_r20_c24__first;
   wire pe_r20_c24__load;
-  wire [79:0] pe_r20_c24__load_terms;
+  wire [47:0] pe_r20_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c24__step;
   wire [31:0] pe_r20_c24__x;
@@ -7382,7 +7382,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c25__en;
   wire pe_r20_c25__first;
   wire pe_r20_c25__load;
-  wire [79:0] pe_r20_c25__load_terms;
+  wire [47:0] pe_r20_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c25__step;
   wire [31:0] pe_r20_c25__x;
@@ -7390,7 +7390,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c26__en;
   wire pe_r20_c26__first;
   wire pe_r20_c26__load;
-  wire [79:0] pe_r20_c26__load_terms;
+  wire [47:0] pe_r20_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c26__step;
   wire [31:0] pe_r20_c26__x;
@@ -7398,7 +7398,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c27__en;
   wire pe_r20_c27__first;
   wire pe_r20_c27__load;
-  wire [79:0] pe_r20_c27__load_terms;
+  wire [47:0] pe_r20_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c27__step;
   wire [31:0] pe_r20_c27__x;
@@ -7406,7 +7406,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c28__en;
   wire pe_r20_c28__first;
   wire pe_r20_c28__load;
-  wire [79:0] pe_r20_c28__load_terms;
+  wire [47:0] pe_r20_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c28__step;
   wire [31:0] pe_r20_c28__x;
@@ -7414,7 +7414,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c29__en;
   wire pe_r20_c29__first;
   wire pe_r20_c29__load;
-  wire [79:0] pe_r20_c29__load_terms;
+  wire [47:0] pe_r20_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c29__step;
   wire [31:0] pe_r20_c29__x;
@@ -7422,7 +7422,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c2__en;
   wire pe_r20_c2__first;
   wire pe_r20_c2__load;
-  wire [79:0] pe_r20_c2__load_terms;
+  wire [47:0] pe_r20_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c2__step;
   wire [31:0] pe_r20_c2__x;
@@ -7430,7 +7430,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c30__en;
   wire pe_r20_c30__first;
   wire pe_r20_c30__load;
-  wire [79:0] pe_r20_c30__load_terms;
+  wire [47:0] pe_r20_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c30__step;
   wire [31:0] pe_r20_c30__x;
@@ -7438,7 +7438,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c31__en;
   wire pe_r20_c31__first;
   wire pe_r20_c31__load;
-  wire [79:0] pe_r20_c31__load_terms;
+  wire [47:0] pe_r20_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c31__step;
   wire [31:0] pe_r20_c31__x;
@@ -7446,7 +7446,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c3__en;
   wire pe_r20_c3__first;
   wire pe_r20_c3__load;
-  wire [79:0] pe_r20_c3__load_terms;
+  wire [47:0] pe_r20_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c3__step;
   wire [31:0] pe_r20_c3__x;
@@ -7454,7 +7454,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c4__en;
   wire pe_r20_c4__first;
   wire pe_r20_c4__load;
-  wire [79:0] pe_r20_c4__load_terms;
+  wire [47:0] pe_r20_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c4__step;
   wire [31:0] pe_r20_c4__x;
@@ -7462,7 +7462,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c5__en;
   wire pe_r20_c5__first;
   wire pe_r20_c5__load;
-  wire [79:0] pe_r20_c5__load_terms;
+  wire [47:0] pe_r20_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c5__step;
   wire [31:0] pe_r20_c5__x;
@@ -7470,7 +7470,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c6__en;
   wire pe_r20_c6__first;
   wire pe_r20_c6__load;
-  wire [79:0] pe_r20_c6__load_terms;
+  wire [47:0] pe_r20_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c6__step;
   wire [31:0] pe_r20_c6__x;
@@ -7478,7 +7478,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c7__en;
   wire pe_r20_c7__first;
   wire pe_r20_c7__load;
-  wire [79:0] pe_r20_c7__load_terms;
+  wire [47:0] pe_r20_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c7__step;
   wire [31:0] pe_r20_c7__x;
@@ -7486,7 +7486,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c8__en;
   wire pe_r20_c8__first;
   wire pe_r20_c8__load;
-  wire [79:0] pe_r20_c8__load_terms;
+  wire [47:0] pe_r20_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c8__step;
   wire [31:0] pe_r20_c8__x;
@@ -7494,7 +7494,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r20_c9__en;
   wire pe_r20_c9__first;
   wire pe_r20_c9__load;
-  wire [79:0] pe_r20_c9__load_terms;
+  wire [47:0] pe_r20_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r20_c9__step;
   wire [31:0] pe_r20_c9__x;
@@ -7502,7 +7502,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c0__en;
   wire pe_r21_c0__first;
   wire pe_r21_c0__load;
-  wire [79:0] pe_r21_c0__load_terms;
+  wire [47:0] pe_r21_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c0__step;
   wire [31:0] pe_r21_c0__x;
@@ -7510,7 +7510,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c10__en;
   wire pe_r21_c10__first;
   wire pe_r21_c10__load;
-  wire [79:0] pe_r21_c10__load_terms;
+  wire [47:0] pe_r21_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c10__step;
   wire [31:0] pe_r21_c10__x;
@@ -7518,7 +7518,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c11__en;
   wire pe_r21_c11__first;
   wire pe_r21_c11__load;
-  wire [79:0] pe_r21_c11__load_terms;
+  wire [47:0] pe_r21_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c11__step;
   wire [31:0] pe_r21_c11__x;
@@ -7526,7 +7526,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c12__en;
   wire pe_r21_c12__first;
   wire pe_r21_c12__load;
-  wire [79:0] pe_r21_c12__load_terms;
+  wire [47:0] pe_r21_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c12__step;
   wire [31:0] pe_r21_c12__x;
@@ -7534,7 +7534,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c13__en;
   wire pe_r21_c13__first;
   wire pe_r21_c13__load;
-  wire [79:0] pe_r21_c13__load_terms;
+  wire [47:0] pe_r21_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c13__step;
   wire [31:0] pe_r21_c13__x;
@@ -7542,7 +7542,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c14__en;
   wire pe_r21_c14__first;
   wire pe_r21_c14__load;
-  wire [79:0] pe_r21_c14__load_terms;
+  wire [47:0] pe_r21_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c14__step;
   wire [31:0] pe_r21_c14__x;
@@ -7550,7 +7550,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c15__en;
   wire pe_r21_c15__first;
   wire pe_r21_c15__load;
-  wire [79:0] pe_r21_c15__load_terms;
+  wire [47:0] pe_r21_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c15__step;
   wire [31:0] pe_r21_c15__x;
@@ -7558,7 +7558,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c16__en;
   wire pe_r21_c16__first;
   wire pe_r21_c16__load;
-  wire [79:0] pe_r21_c16__load_terms;
+  wire [47:0] pe_r21_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c16__step;
   wire [31:0] pe_r21_c16__x;
@@ -7566,7 +7566,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c17__en;
   wire pe_r21_c17__first;
   wire pe_r21_c17__load;
-  wire [79:0] pe_r21_c17__load_terms;
+  wire [47:0] pe_r21_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c17__step;
   wire [31:0] pe_r21_c17__x;
@@ -7574,7 +7574,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c18__en;
   wire pe_r21_c18__first;
   wire pe_r21_c18__load;
-  wire [79:0] pe_r21_c18__load_terms;
+  wire [47:0] pe_r21_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c18__step;
   wire [31:0] pe_r21_c18__x;
@@ -7582,7 +7582,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c19__en;
   wire pe_r21_c19__first;
   wire pe_r21_c19__load;
-  wire [79:0] pe_r21_c19__load_terms;
+  wire [47:0] pe_r21_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c19__step;
   wire [31:0] pe_r21_c19__x;
@@ -7590,7 +7590,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c1__en;
   wire pe_r21_c1__first;
   wire pe_r21_c1__load;
-  wire [79:0] pe_r21_c1__load_terms;
+  wire [47:0] pe_r21_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c1__step;
   wire [31:0] pe_r21_c1__x;
@@ -7598,7 +7598,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c20__en;
   wire pe_r21_c20__first;
   wire pe_r21_c20__load;
-  wire [79:0] pe_r21_c20__load_terms;
+  wire [47:0] pe_r21_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c20__step;
   wire [31:0] pe_r21_c20__x;
@@ -7606,7 +7606,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c21__en;
   wire pe_r21_c21__first;
   wire pe_r21_c21__load;
-  wire [79:0] pe_r21_c21__load_terms;
+  wire [47:0] pe_r21_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c21__step;
   wire [31:0] pe_r21_c21__x;
@@ -7614,7 +7614,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c22__en;
   wire pe_r21_c22__first;
   wire pe_r21_c22__load;
-  wire [79:0] pe_r21_c22__load_terms;
+  wire [47:0] pe_r21_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c22__step;
   wire [31:0] pe_r21_c22__x;
@@ -7622,7 +7622,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c23__en;
   wire pe_r21_c23__first;
   wire pe_r21_c23__load;
-  wire [79:0] pe_r21_c23__load_terms;
+  wire [47:0] pe_r21_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c23__step;
   wire [31:0] pe_r21_c23__x;
@@ -7630,7 +7630,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c24__en;
   wire pe_r21_c24__first;
   wire pe_r21_c24__load;
-  wire [79:0] pe_r21_c24__load_terms;
+  wire [47:0] pe_r21_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c24__step;
   wire [31:0] pe_r21_c24__x;
@@ -7638,7 +7638,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c25__en;
   wire pe_r21_c25__first;
   wire pe_r21_c25__load;
-  wire [79:0] pe_r21_c25__load_terms;
+  wire [47:0] pe_r21_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c25__step;
   wire [31:0] pe_r21_c25__x;
@@ -7646,7 +7646,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c26__en;
   wire pe_r21_c26__first;
   wire pe_r21_c26__load;
-  wire [79:0] pe_r21_c26__load_terms;
+  wire [47:0] pe_r21_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c26__step;
   wire [31:0] pe_r21_c26__x;
@@ -7654,7 +7654,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c27__en;
   wire pe_r21_c27__first;
   wire pe_r21_c27__load;
-  wire [79:0] pe_r21_c27__load_terms;
+  wire [47:0] pe_r21_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c27__step;
   wire [31:0] pe_r21_c27__x;
@@ -7662,7 +7662,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c28__en;
   wire pe_r21_c28__first;
   wire pe_r21_c28__load;
-  wire [79:0] pe_r21_c28__load_terms;
+  wire [47:0] pe_r21_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c28__step;
   wire [31:0] pe_r21_c28__x;
@@ -7670,7 +7670,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c29__en;
   wire pe_r21_c29__first;
   wire pe_r21_c29__load;
-  wire [79:0] pe_r21_c29__load_terms;
+  wire [47:0] pe_r21_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c29__step;
   wire [31:0] pe_r21_c29__x;
@@ -7678,7 +7678,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c2__en;
   wire pe_r21_c2__first;
   wire pe_r21_c2__load;
-  wire [79:0] pe_r21_c2__load_terms;
+  wire [47:0] pe_r21_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c2__step;
   wire [31:0] pe_r21_c2__x;
@@ -7686,7 +7686,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c30__en;
   wire pe_r21_c30__first;
   wire pe_r21_c30__load;
-  wire [79:0] pe_r21_c30__load_terms;
+  wire [47:0] pe_r21_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c30__step;
   wire [31:0] pe_r21_c30__x;
@@ -7694,7 +7694,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c31__en;
   wire pe_r21_c31__first;
   wire pe_r21_c31__load;
-  wire [79:0] pe_r21_c31__load_terms;
+  wire [47:0] pe_r21_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c31__step;
   wire [31:0] pe_r21_c31__x;
@@ -7702,7 +7702,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c3__en;
   wire pe_r21_c3__first;
   wire pe_r21_c3__load;
-  wire [79:0] pe_r21_c3__load_terms;
+  wire [47:0] pe_r21_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c3__step;
   wire [31:0] pe_r21_c3__x;
@@ -7710,7 +7710,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c4__en;
   wire pe_r21_c4__first;
   wire pe_r21_c4__load;
-  wire [79:0] pe_r21_c4__load_terms;
+  wire [47:0] pe_r21_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c4__step;
   wire [31:0] pe_r21_c4__x;
@@ -7718,7 +7718,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c5__en;
   wire pe_r21_c5__first;
   wire pe_r21_c5__load;
-  wire [79:0] pe_r21_c5__load_terms;
+  wire [47:0] pe_r21_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c5__step;
   wire [31:0] pe_r21_c5__x;
@@ -7726,7 +7726,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c6__en;
   wire pe_r21_c6__first;
   wire pe_r21_c6__load;
-  wire [79:0] pe_r21_c6__load_terms;
+  wire [47:0] pe_r21_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c6__step;
   wire [31:0] pe_r21_c6__x;
@@ -7734,7 +7734,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c7__en;
   wire pe_r21_c7__first;
   wire pe_r21_c7__load;
-  wire [79:0] pe_r21_c7__load_terms;
+  wire [47:0] pe_r21_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c7__step;
   wire [31:0] pe_r21_c7__x;
@@ -7742,7 +7742,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c8__en;
   wire pe_r21_c8__first;
   wire pe_r21_c8__load;
-  wire [79:0] pe_r21_c8__load_terms;
+  wire [47:0] pe_r21_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c8__step;
   wire [31:0] pe_r21_c8__x;
@@ -7750,7 +7750,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r21_c9__en;
   wire pe_r21_c9__first;
   wire pe_r21_c9__load;
-  wire [79:0] pe_r21_c9__load_terms;
+  wire [47:0] pe_r21_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r21_c9__step;
   wire [31:0] pe_r21_c9__x;
@@ -7758,7 +7758,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c0__en;
   wire pe_r22_c0__first;
   wire pe_r22_c0__load;
-  wire [79:0] pe_r22_c0__load_terms;
+  wire [47:0] pe_r22_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c0__step;
   wire [31:0] pe_r22_c0__x;
@@ -7766,7 +7766,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c10__en;
   wire pe_r22_c10__first;
   wire pe_r22_c10__load;
-  wire [79:0] pe_r22_c10__load_terms;
+  wire [47:0] pe_r22_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c10__step;
   wire [31:0] pe_r22_c10__x;
@@ -7774,7 +7774,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c11__en;
   wire pe_r22_c11__first;
   wire pe_r22_c11__load;
-  wire [79:0] pe_r22_c11__load_terms;
+  wire [47:0] pe_r22_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c11__step;
   wire [31:0] pe_r22_c11__x;
@@ -7782,7 +7782,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c12__en;
   wire pe_r22_c12__first;
   wire pe_r22_c12__load;
-  wire [79:0] pe_r22_c12__load_terms;
+  wire [47:0] pe_r22_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c12__step;
   wire [31:0] pe_r22_c12__x;
@@ -7790,7 +7790,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c13__en;
   wire pe_r22_c13__first;
   wire pe_r22_c13__load;
-  wire [79:0] pe_r22_c13__load_terms;
+  wire [47:0] pe_r22_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c13__step;
   wire [31:0] pe_r22_c13__x;
@@ -7798,7 +7798,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c14__en;
   wire pe_r22_c14__first;
   wire pe_r22_c14__load;
-  wire [79:0] pe_r22_c14__load_terms;
+  wire [47:0] pe_r22_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c14__step;
   wire [31:0] pe_r22_c14__x;
@@ -7806,7 +7806,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c15__en;
   wire pe_r22_c15__first;
   wire pe_r22_c15__load;
-  wire [79:0] pe_r22_c15__load_terms;
+  wire [47:0] pe_r22_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c15__step;
   wire [31:0] pe_r22_c15__x;
@@ -7814,7 +7814,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c16__en;
   wire pe_r22_c16__first;
   wire pe_r22_c16__load;
-  wire [79:0] pe_r22_c16__load_terms;
+  wire [47:0] pe_r22_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c16__step;
   wire [31:0] pe_r22_c16__x;
@@ -7822,7 +7822,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c17__en;
   wire pe_r22_c17__first;
   wire pe_r22_c17__load;
-  wire [79:0] pe_r22_c17__load_terms;
+  wire [47:0] pe_r22_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c17__step;
   wire [31:0] pe_r22_c17__x;
@@ -7830,7 +7830,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c18__en;
   wire pe_r22_c18__first;
   wire pe_r22_c18__load;
-  wire [79:0] pe_r22_c18__load_terms;
+  wire [47:0] pe_r22_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c18__step;
   wire [31:0] pe_r22_c18__x;
@@ -7838,7 +7838,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c19__en;
   wire pe_r22_c19__first;
   wire pe_r22_c19__load;
-  wire [79:0] pe_r22_c19__load_terms;
+  wire [47:0] pe_r22_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c19__step;
   wire [31:0] pe_r22_c19__x;
@@ -7846,7 +7846,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c1__en;
   wire pe_r22_c1__first;
   wire pe_r22_c1__load;
-  wire [79:0] pe_r22_c1__load_terms;
+  wire [47:0] pe_r22_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c1__step;
   wire [31:0] pe_r22_c1__x;
@@ -7854,7 +7854,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c20__en;
   wire pe_r22_c20__first;
   wire pe_r22_c20__load;
-  wire [79:0] pe_r22_c20__load_terms;
+  wire [47:0] pe_r22_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c20__step;
   wire [31:0] pe_r22_c20__x;
@@ -7862,7 +7862,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c21__en;
   wire pe_r22_c21__first;
   wire pe_r22_c21__load;
-  wire [79:0] pe_r22_c21__load_terms;
+  wire [47:0] pe_r22_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c21__step;
   wire [31:0] pe_r22_c21__x;
@@ -7870,7 +7870,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c22__en;
   wire pe_r22_c22__first;
   wire pe_r22_c22__load;
-  wire [79:0] pe_r22_c22__load_terms;
+  wire [47:0] pe_r22_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c22__step;
   wire [31:0] pe_r22_c22__x;
@@ -7878,7 +7878,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c23__en;
   wire pe_r22_c23__first;
   wire pe_r22_c23__load;
-  wire [79:0] pe_r22_c23__load_terms;
+  wire [47:0] pe_r22_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c23__step;
   wire [31:0] pe_r22_c23__x;
@@ -7886,7 +7886,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c24__en;
   wire pe_r22_c24__first;
   wire pe_r22_c24__load;
-  wire [79:0] pe_r22_c24__load_terms;
+  wire [47:0] pe_r22_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c24__step;
   wire [31:0] pe_r22_c24__x;
@@ -7894,7 +7894,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c25__en;
   wire pe_r22_c25__first;
   wire pe_r22_c25__load;
-  wire [79:0] pe_r22_c25__load_terms;
+  wire [47:0] pe_r22_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c25__step;
   wire [31:0] pe_r22_c25__x;
@@ -7902,7 +7902,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c26__en;
   wire pe_r22_c26__first;
   wire pe_r22_c26__load;
-  wire [79:0] pe_r22_c26__load_terms;
+  wire [47:0] pe_r22_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c26__step;
   wire [31:0] pe_r22_c26__x;
@@ -7910,7 +7910,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c27__en;
   wire pe_r22_c27__first;
   wire pe_r22_c27__load;
-  wire [79:0] pe_r22_c27__load_terms;
+  wire [47:0] pe_r22_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c27__step;
   wire [31:0] pe_r22_c27__x;
@@ -7918,7 +7918,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c28__en;
   wire pe_r22_c28__first;
   wire pe_r22_c28__load;
-  wire [79:0] pe_r22_c28__load_terms;
+  wire [47:0] pe_r22_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c28__step;
   wire [31:0] pe_r22_c28__x;
@@ -7926,7 +7926,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c29__en;
   wire pe_r22_c29__first;
   wire pe_r22_c29__load;
-  wire [79:0] pe_r22_c29__load_terms;
+  wire [47:0] pe_r22_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c29__step;
   wire [31:0] pe_r22_c29__x;
@@ -7934,7 +7934,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c2__en;
   wire pe_r22_c2__first;
   wire pe_r22_c2__load;
-  wire [79:0] pe_r22_c2__load_terms;
+  wire [47:0] pe_r22_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c2__step;
   wire [31:0] pe_r22_c2__x;
@@ -7942,7 +7942,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c30__en;
   wire pe_r22_c30__first;
   wire pe_r22_c30__load;
-  wire [79:0] pe_r22_c30__load_terms;
+  wire [47:0] pe_r22_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c30__step;
   wire [31:0] pe_r22_c30__x;
@@ -7950,7 +7950,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c31__en;
   wire pe_r22_c31__first;
   wire pe_r22_c31__load;
-  wire [79:0] pe_r22_c31__load_terms;
+  wire [47:0] pe_r22_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c31__step;
   wire [31:0] pe_r22_c31__x;
@@ -7958,7 +7958,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c3__en;
   wire pe_r22_c3__first;
   wire pe_r22_c3__load;
-  wire [79:0] pe_r22_c3__load_terms;
+  wire [47:0] pe_r22_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c3__step;
   wire [31:0] pe_r22_c3__x;
@@ -7966,7 +7966,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c4__en;
   wire pe_r22_c4__first;
   wire pe_r22_c4__load;
-  wire [79:0] pe_r22_c4__load_terms;
+  wire [47:0] pe_r22_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c4__step;
   wire [31:0] pe_r22_c4__x;
@@ -7974,7 +7974,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c5__en;
   wire pe_r22_c5__first;
   wire pe_r22_c5__load;
-  wire [79:0] pe_r22_c5__load_terms;
+  wire [47:0] pe_r22_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c5__step;
   wire [31:0] pe_r22_c5__x;
@@ -7982,7 +7982,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c6__en;
   wire pe_r22_c6__first;
   wire pe_r22_c6__load;
-  wire [79:0] pe_r22_c6__load_terms;
+  wire [47:0] pe_r22_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c6__step;
   wire [31:0] pe_r22_c6__x;
@@ -7990,7 +7990,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c7__en;
   wire pe_r22_c7__first;
   wire pe_r22_c7__load;
-  wire [79:0] pe_r22_c7__load_terms;
+  wire [47:0] pe_r22_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c7__step;
   wire [31:0] pe_r22_c7__x;
@@ -7998,7 +7998,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c8__en;
   wire pe_r22_c8__first;
   wire pe_r22_c8__load;
-  wire [79:0] pe_r22_c8__load_terms;
+  wire [47:0] pe_r22_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c8__step;
   wire [31:0] pe_r22_c8__x;
@@ -8006,7 +8006,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r22_c9__en;
   wire pe_r22_c9__first;
   wire pe_r22_c9__load;
-  wire [79:0] pe_r22_c9__load_terms;
+  wire [47:0] pe_r22_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r22_c9__step;
   wire [31:0] pe_r22_c9__x;
@@ -8014,7 +8014,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c0__en;
   wire pe_r23_c0__first;
   wire pe_r23_c0__load;
-  wire [79:0] pe_r23_c0__load_terms;
+  wire [47:0] pe_r23_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c0__step;
   wire [31:0] pe_r23_c0__x;
@@ -8022,7 +8022,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c10__en;
   wire pe_r23_c10__first;
   wire pe_r23_c10__load;
-  wire [79:0] pe_r23_c10__load_terms;
+  wire [47:0] pe_r23_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c10__step;
   wire [31:0] pe_r23_c10__x;
@@ -8030,7 +8030,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c11__en;
   wire pe_r23_c11__first;
   wire pe_r23_c11__load;
-  wire [79:0] pe_r23_c11__load_terms;
+  wire [47:0] pe_r23_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c11__step;
   wire [31:0] pe_r23_c11__x;
@@ -8038,7 +8038,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c12__en;
   wire pe_r23_c12__first;
   wire pe_r23_c12__load;
-  wire [79:0] pe_r23_c12__load_terms;
+  wire [47:0] pe_r23_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c12__step;
   wire [31:0] pe_r23_c12__x;
@@ -8046,7 +8046,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c13__en;
   wire pe_r23_c13__first;
   wire pe_r23_c13__load;
-  wire [79:0] pe_r23_c13__load_terms;
+  wire [47:0] pe_r23_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c13__step;
   wire [31:0] pe_r23_c13__x;
@@ -8054,7 +8054,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c14__en;
   wire pe_r23_c14__first;
   wire pe_r23_c14__load;
-  wire [79:0] pe_r23_c14__load_terms;
+  wire [47:0] pe_r23_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c14__step;
   wire [31:0] pe_r23_c14__x;
@@ -8062,7 +8062,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c15__en;
   wire pe_r23_c15__first;
   wire pe_r23_c15__load;
-  wire [79:0] pe_r23_c15__load_terms;
+  wire [47:0] pe_r23_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c15__step;
   wire [31:0] pe_r23_c15__x;
@@ -8070,7 +8070,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c16__en;
   wire pe_r23_c16__first;
   wire pe_r23_c16__load;
-  wire [79:0] pe_r23_c16__load_terms;
+  wire [47:0] pe_r23_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c16__step;
   wire [31:0] pe_r23_c16__x;
@@ -8078,7 +8078,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c17__en;
   wire pe_r23_c17__first;
   wire pe_r23_c17__load;
-  wire [79:0] pe_r23_c17__load_terms;
+  wire [47:0] pe_r23_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c17__step;
   wire [31:0] pe_r23_c17__x;
@@ -8086,7 +8086,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c18__en;
   wire pe_r23_c18__first;
   wire pe_r23_c18__load;
-  wire [79:0] pe_r23_c18__load_terms;
+  wire [47:0] pe_r23_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c18__step;
   wire [31:0] pe_r23_c18__x;
@@ -8094,7 +8094,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c19__en;
   wire pe_r23_c19__first;
   wire pe_r23_c19__load;
-  wire [79:0] pe_r23_c19__load_terms;
+  wire [47:0] pe_r23_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c19__step;
   wire [31:0] pe_r23_c19__x;
@@ -8102,7 +8102,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c1__en;
   wire pe_r23_c1__first;
   wire pe_r23_c1__load;
-  wire [79:0] pe_r23_c1__load_terms;
+  wire [47:0] pe_r23_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c1__step;
   wire [31:0] pe_r23_c1__x;
@@ -8110,7 +8110,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c20__en;
   wire pe_r23_c20__first;
   wire pe_r23_c20__load;
-  wire [79:0] pe_r23_c20__load_terms;
+  wire [47:0] pe_r23_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c20__step;
   wire [31:0] pe_r23_c20__x;
@@ -8118,7 +8118,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c21__en;
   wire pe_r23_c21__first;
   wire pe_r23_c21__load;
-  wire [79:0] pe_r23_c21__load_terms;
+  wire [47:0] pe_r23_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c21__step;
   wire [31:0] pe_r23_c21__x;
@@ -8126,7 +8126,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c22__en;
   wire pe_r23_c22__first;
   wire pe_r23_c22__load;
-  wire [79:0] pe_r23_c22__load_terms;
+  wire [47:0] pe_r23_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c22__step;
   wire [31:0] pe_r23_c22__x;
@@ -8134,7 +8134,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c23__en;
   wire pe_r23_c23__first;
   wire pe_r23_c23__load;
-  wire [79:0] pe_r23_c23__load_terms;
+  wire [47:0] pe_r23_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c23__step;
   wire [31:0] pe_r23_c23__x;
@@ -8142,7 +8142,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c24__en;
   wire pe_r23_c24__first;
   wire pe_r23_c24__load;
-  wire [79:0] pe_r23_c24__load_terms;
+  wire [47:0] pe_r23_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c24__step;
   wire [31:0] pe_r23_c24__x;
@@ -8150,7 +8150,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c25__en;
   wire pe_r23_c25__first;
   wire pe_r23_c25__load;
-  wire [79:0] pe_r23_c25__load_terms;
+  wire [47:0] pe_r23_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c25__step;
   wire [31:0] pe_r23_c25__x;
@@ -8158,7 +8158,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c26__en;
   wire pe_r23_c26__first;
   wire pe_r23_c26__load;
-  wire [79:0] pe_r23_c26__load_terms;
+  wire [47:0] pe_r23_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c26__step;
   wire [31:0] pe_r23_c26__x;
@@ -8166,7 +8166,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c27__en;
   wire pe_r23_c27__first;
   wire pe_r23_c27__load;
-  wire [79:0] pe_r23_c27__load_terms;
+  wire [47:0] pe_r23_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c27__step;
   wire [31:0] pe_r23_c27__x;
@@ -8174,7 +8174,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c28__en;
   wire pe_r23_c28__first;
   wire pe_r23_c28__load;
-  wire [79:0] pe_r23_c28__load_terms;
+  wire [47:0] pe_r23_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c28__step;
   wire [31:0] pe_r23_c28__x;
@@ -8182,7 +8182,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c29__en;
   wire pe_r23_c29__first;
   wire pe_r23_c29__load;
-  wire [79:0] pe_r23_c29__load_terms;
+  wire [47:0] pe_r23_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c29__step;
   wire [31:0] pe_r23_c29__x;
@@ -8190,7 +8190,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c2__en;
   wire pe_r23_c2__first;
   wire pe_r23_c2__load;
-  wire [79:0] pe_r23_c2__load_terms;
+  wire [47:0] pe_r23_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c2__step;
   wire [31:0] pe_r23_c2__x;
@@ -8198,7 +8198,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c30__en;
   wire pe_r23_c30__first;
   wire pe_r23_c30__load;
-  wire [79:0] pe_r23_c30__load_terms;
+  wire [47:0] pe_r23_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c30__step;
   wire [31:0] pe_r23_c30__x;
@@ -8206,7 +8206,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c31__en;
   wire pe_r23_c31__first;
   wire pe_r23_c31__load;
-  wire [79:0] pe_r23_c31__load_terms;
+  wire [47:0] pe_r23_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c31__step;
   wire [31:0] pe_r23_c31__x;
@@ -8214,7 +8214,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c3__en;
   wire pe_r23_c3__first;
   wire pe_r23_c3__load;
-  wire [79:0] pe_r23_c3__load_terms;
+  wire [47:0] pe_r23_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c3__step;
   wire [31:0] pe_r23_c3__x;
@@ -8222,7 +8222,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c4__en;
   wire pe_r23_c4__first;
   wire pe_r23_c4__load;
-  wire [79:0] pe_r23_c4__load_terms;
+  wire [47:0] pe_r23_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c4__step;
   wire [31:0] pe_r23_c4__x;
@@ -8230,7 +8230,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c5__en;
   wire pe_r23_c5__first;
   wire pe_r23_c5__load;
-  wire [79:0] pe_r23_c5__load_terms;
+  wire [47:0] pe_r23_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c5__step;
   wire [31:0] pe_r23_c5__x;
@@ -8238,7 +8238,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c6__en;
   wire pe_r23_c6__first;
   wire pe_r23_c6__load;
-  wire [79:0] pe_r23_c6__load_terms;
+  wire [47:0] pe_r23_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c6__step;
   wire [31:0] pe_r23_c6__x;
@@ -8246,7 +8246,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c7__en;
   wire pe_r23_c7__first;
   wire pe_r23_c7__load;
-  wire [79:0] pe_r23_c7__load_terms;
+  wire [47:0] pe_r23_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c7__step;
   wire [31:0] pe_r23_c7__x;
@@ -8254,7 +8254,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c8__en;
   wire pe_r23_c8__first;
   wire pe_r23_c8__load;
-  wire [79:0] pe_r23_c8__load_terms;
+  wire [47:0] pe_r23_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c8__step;
   wire [31:0] pe_r23_c8__x;
@@ -8262,7 +8262,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r23_c9__en;
   wire pe_r23_c9__first;
   wire pe_r23_c9__load;
-  wire [79:0] pe_r23_c9__load_terms;
+  wire [47:0] pe_r23_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r23_c9__step;
   wire [31:0] pe_r23_c9__x;
@@ -8270,7 +8270,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c0__en;
   wire pe_r24_c0__first;
   wire pe_r24_c0__load;
-  wire [79:0] pe_r24_c0__load_terms;
+  wire [47:0] pe_r24_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c0__step;
   wire [31:0] pe_r24_c0__x;
@@ -8278,7 +8278,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c10__en;
   wire pe_r24_c10__first;
   wire pe_r24_c10__load;
-  wire [79:0] pe_r24_c10__load_terms;
+  wire [47:0] pe_r24_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c10__step;
   wire [31:0] pe_r24_c10__x;
@@ -8286,7 +8286,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c11__en;
   wire pe_r24_c11__first;
   wire pe_r24_c11__load;
-  wire [79:0] pe_r24_c11__load_terms;
+  wire [47:0] pe_r24_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c11__step;
   wire [31:0] pe_r24_c11__x;
@@ -8294,7 +8294,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c12__en;
   wire pe_r24_c12__first;
   wire pe_r24_c12__load;
-  wire [79:0] pe_r24_c12__load_terms;
+  wire [47:0] pe_r24_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c12__step;
   wire [31:0] pe_r24_c12__x;
@@ -8302,7 +8302,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c13__en;
   wire pe_r24_c13__first;
   wire pe_r24_c13__load;
-  wire [79:0] pe_r24_c13__load_terms;
+  wire [47:0] pe_r24_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c13__step;
   wire [31:0] pe_r24_c13__x;
@@ -8310,7 +8310,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c14__en;
   wire pe_r24_c14__first;
   wire pe_r24_c14__load;
-  wire [79:0] pe_r24_c14__load_terms;
+  wire [47:0] pe_r24_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c14__step;
   wire [31:0] pe_r24_c14__x;
@@ -8318,7 +8318,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c15__en;
   wire pe_r24_c15__first;
   wire pe_r24_c15__load;
-  wire [79:0] pe_r24_c15__load_terms;
+  wire [47:0] pe_r24_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c15__step;
   wire [31:0] pe_r24_c15__x;
@@ -8326,7 +8326,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c16__en;
   wire pe_r24_c16__first;
   wire pe_r24_c16__load;
-  wire [79:0] pe_r24_c16__load_terms;
+  wire [47:0] pe_r24_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c16__step;
   wire [31:0] pe_r24_c16__x;
@@ -8334,7 +8334,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c17__en;
   wire pe_r24_c17__first;
   wire pe_r24_c17__load;
-  wire [79:0] pe_r24_c17__load_terms;
+  wire [47:0] pe_r24_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c17__step;
   wire [31:0] pe_r24_c17__x;
@@ -8342,7 +8342,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c18__en;
   wire pe_r24_c18__first;
   wire pe_r24_c18__load;
-  wire [79:0] pe_r24_c18__load_terms;
+  wire [47:0] pe_r24_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c18__step;
   wire [31:0] pe_r24_c18__x;
@@ -8350,7 +8350,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c19__en;
   wire pe_r24_c19__first;
   wire pe_r24_c19__load;
-  wire [79:0] pe_r24_c19__load_terms;
+  wire [47:0] pe_r24_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c19__step;
   wire [31:0] pe_r24_c19__x;
@@ -8358,7 +8358,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c1__en;
   wire pe_r24_c1__first;
   wire pe_r24_c1__load;
-  wire [79:0] pe_r24_c1__load_terms;
+  wire [47:0] pe_r24_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c1__step;
   wire [31:0] pe_r24_c1__x;
@@ -8366,7 +8366,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c20__en;
   wire pe_r24_c20__first;
   wire pe_r24_c20__load;
-  wire [79:0] pe_r24_c20__load_terms;
+  wire [47:0] pe_r24_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c20__step;
   wire [31:0] pe_r24_c20__x;
@@ -8374,7 +8374,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c21__en;
   wire pe_r24_c21__first;
   wire pe_r24_c21__load;
-  wire [79:0] pe_r24_c21__load_terms;
+  wire [47:0] pe_r24_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c21__step;
   wire [31:0] pe_r24_c21__x;
@@ -8382,7 +8382,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c22__en;
   wire pe_r24_c22__first;
   wire pe_r24_c22__load;
-  wire [79:0] pe_r24_c22__load_terms;
+  wire [47:0] pe_r24_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c22__step;
   wire [31:0] pe_r24_c22__x;
@@ -8390,7 +8390,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c23__en;
   wire pe_r24_c23__first;
   wire pe_r24_c23__load;
-  wire [79:0] pe_r24_c23__load_terms;
+  wire [47:0] pe_r24_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c23__step;
   wire [31:0] pe_r24_c23__x;
@@ -8398,7 +8398,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c24__en;
   wire pe_r24_c24__first;
   wire pe_r24_c24__load;
-  wire [79:0] pe_r24_c24__load_terms;
+  wire [47:0] pe_r24_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c24__step;
   wire [31:0] pe_r24_c24__x;
@@ -8406,7 +8406,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c25__en;
   wire pe_r24_c25__first;
   wire pe_r24_c25__load;
-  wire [79:0] pe_r24_c25__load_terms;
+  wire [47:0] pe_r24_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c25__step;
   wire [31:0] pe_r24_c25__x;
@@ -8414,7 +8414,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c26__en;
   wire pe_r24_c26__first;
   wire pe_r24_c26__load;
-  wire [79:0] pe_r24_c26__load_terms;
+  wire [47:0] pe_r24_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c26__step;
   wire [31:0] pe_r24_c26__x;
@@ -8422,7 +8422,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c27__en;
   wire pe_r24_c27__first;
   wire pe_r24_c27__load;
-  wire [79:0] pe_r24_c27__load_terms;
+  wire [47:0] pe_r24_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c27__step;
   wire [31:0] pe_r24_c27__x;
@@ -8430,7 +8430,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c28__en;
   wire pe_r24_c28__first;
   wire pe_r24_c28__load;
-  wire [79:0] pe_r24_c28__load_terms;
+  wire [47:0] pe_r24_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c28__step;
   wire [31:0] pe_r24_c28__x;
@@ -8438,7 +8438,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c29__en;
   wire pe_r24_c29__first;
   wire pe_r24_c29__load;
-  wire [79:0] pe_r24_c29__load_terms;
+  wire [47:0] pe_r24_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c29__step;
   wire [31:0] pe_r24_c29__x;
@@ -8446,7 +8446,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c2__en;
   wire pe_r24_c2__first;
   wire pe_r24_c2__load;
-  wire [79:0] pe_r24_c2__load_terms;
+  wire [47:0] pe_r24_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c2__step;
   wire [31:0] pe_r24_c2__x;
@@ -8454,7 +8454,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c30__en;
   wire pe_r24_c30__first;
   wire pe_r24_c30__load;
-  wire [79:0] pe_r24_c30__load_terms;
+  wire [47:0] pe_r24_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c30__step;
   wire [31:0] pe_r24_c30__x;
@@ -8462,7 +8462,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c31__en;
   wire pe_r24_c31__first;
   wire pe_r24_c31__load;
-  wire [79:0] pe_r24_c31__load_terms;
+  wire [47:0] pe_r24_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c31__step;
   wire [31:0] pe_r24_c31__x;
@@ -8470,7 +8470,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c3__en;
   wire pe_r24_c3__first;
   wire pe_r24_c3__load;
-  wire [79:0] pe_r24_c3__load_terms;
+  wire [47:0] pe_r24_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c3__step;
   wire [31:0] pe_r24_c3__x;
@@ -8478,7 +8478,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c4__en;
   wire pe_r24_c4__first;
   wire pe_r24_c4__load;
-  wire [79:0] pe_r24_c4__load_terms;
+  wire [47:0] pe_r24_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c4__step;
   wire [31:0] pe_r24_c4__x;
@@ -8486,7 +8486,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c5__en;
   wire pe_r24_c5__first;
   wire pe_r24_c5__load;
-  wire [79:0] pe_r24_c5__load_terms;
+  wire [47:0] pe_r24_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c5__step;
   wire [31:0] pe_r24_c5__x;
@@ -8494,7 +8494,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c6__en;
   wire pe_r24_c6__first;
   wire pe_r24_c6__load;
-  wire [79:0] pe_r24_c6__load_terms;
+  wire [47:0] pe_r24_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c6__step;
   wire [31:0] pe_r24_c6__x;
@@ -8502,7 +8502,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c7__en;
   wire pe_r24_c7__first;
   wire pe_r24_c7__load;
-  wire [79:0] pe_r24_c7__load_terms;
+  wire [47:0] pe_r24_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c7__step;
   wire [31:0] pe_r24_c7__x;
@@ -8510,7 +8510,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c8__en;
   wire pe_r24_c8__first;
   wire pe_r24_c8__load;
-  wire [79:0] pe_r24_c8__load_terms;
+  wire [47:0] pe_r24_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c8__step;
   wire [31:0] pe_r24_c8__x;
@@ -8518,7 +8518,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r24_c9__en;
   wire pe_r24_c9__first;
   wire pe_r24_c9__load;
-  wire [79:0] pe_r24_c9__load_terms;
+  wire [47:0] pe_r24_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r24_c9__step;
   wire [31:0] pe_r24_c9__x;
@@ -8526,7 +8526,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c0__en;
   wire pe_r25_c0__first;
   wire pe_r25_c0__load;
-  wire [79:0] pe_r25_c0__load_terms;
+  wire [47:0] pe_r25_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c0__step;
   wire [31:0] pe_r25_c0__x;
@@ -8534,7 +8534,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c10__en;
   wire pe_r25_c10__first;
   wire pe_r25_c10__load;
-  wire [79:0] pe_r25_c10__load_terms;
+  wire [47:0] pe_r25_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c10__step;
   wire [31:0] pe_r25_c10__x;
@@ -8542,7 +8542,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c11__en;
   wire pe_r25_c11__first;
   wire pe_r25_c11__load;
-  wire [79:0] pe_r25_c11__load_terms;
+  wire [47:0] pe_r25_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c11__step;
   wire [31:0] pe_r25_c11__x;
@@ -8550,7 +8550,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c12__en;
   wire pe_r25_c12__first;
   wire pe_r25_c12__load;
-  wire [79:0] pe_r25_c12__load_terms;
+  wire [47:0] pe_r25_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c12__step;
   wire [31:0] pe_r25_c12__x;
@@ -8558,7 +8558,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c13__en;
   wire pe_r25_c13__first;
   wire pe_r25_c13__load;
-  wire [79:0] pe_r25_c13__load_terms;
+  wire [47:0] pe_r25_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c13__step;
   wire [31:0] pe_r25_c13__x;
@@ -8566,7 +8566,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c14__en;
   wire pe_r25_c14__first;
   wire pe_r25_c14__load;
-  wire [79:0] pe_r25_c14__load_terms;
+  wire [47:0] pe_r25_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c14__step;
   wire [31:0] pe_r25_c14__x;
@@ -8574,7 +8574,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c15__en;
   wire pe_r25_c15__first;
   wire pe_r25_c15__load;
-  wire [79:0] pe_r25_c15__load_terms;
+  wire [47:0] pe_r25_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c15__step;
   wire [31:0] pe_r25_c15__x;
@@ -8582,7 +8582,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c16__en;
   wire pe_r25_c16__first;
   wire pe_r25_c16__load;
-  wire [79:0] pe_r25_c16__load_terms;
+  wire [47:0] pe_r25_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c16__step;
   wire [31:0] pe_r25_c16__x;
@@ -8590,7 +8590,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c17__en;
   wire pe_r25_c17__first;
   wire pe_r25_c17__load;
-  wire [79:0] pe_r25_c17__load_terms;
+  wire [47:0] pe_r25_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c17__step;
   wire [31:0] pe_r25_c17__x;
@@ -8598,7 +8598,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c18__en;
   wire pe_r25_c18__first;
   wire pe_r25_c18__load;
-  wire [79:0] pe_r25_c18__load_terms;
+  wire [47:0] pe_r25_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c18__step;
   wire [31:0] pe_r25_c18__x;
@@ -8606,7 +8606,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c19__en;
   wire pe_r25_c19__first;
   wire pe_r25_c19__load;
-  wire [79:0] pe_r25_c19__load_terms;
+  wire [47:0] pe_r25_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c19__step;
   wire [31:0] pe_r25_c19__x;
@@ -8614,7 +8614,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c1__en;
   wire pe_r25_c1__first;
   wire pe_r25_c1__load;
-  wire [79:0] pe_r25_c1__load_terms;
+  wire [47:0] pe_r25_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c1__step;
   wire [31:0] pe_r25_c1__x;
@@ -8622,7 +8622,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c20__en;
   wire pe_r25_c20__first;
   wire pe_r25_c20__load;
-  wire [79:0] pe_r25_c20__load_terms;
+  wire [47:0] pe_r25_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c20__step;
   wire [31:0] pe_r25_c20__x;
@@ -8630,7 +8630,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c21__en;
   wire pe_r25_c21__first;
   wire pe_r25_c21__load;
-  wire [79:0] pe_r25_c21__load_terms;
+  wire [47:0] pe_r25_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c21__step;
   wire [31:0] pe_r25_c21__x;
@@ -8638,7 +8638,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c22__en;
   wire pe_r25_c22__first;
   wire pe_r25_c22__load;
-  wire [79:0] pe_r25_c22__load_terms;
+  wire [47:0] pe_r25_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c22__step;
   wire [31:0] pe_r25_c22__x;
@@ -8646,7 +8646,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c23__en;
   wire pe_r25_c23__first;
   wire pe_r25_c23__load;
-  wire [79:0] pe_r25_c23__load_terms;
+  wire [47:0] pe_r25_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c23__step;
   wire [31:0] pe_r25_c23__x;
@@ -8654,7 +8654,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c24__en;
   wire pe_r25_c24__first;
   wire pe_r25_c24__load;
-  wire [79:0] pe_r25_c24__load_terms;
+  wire [47:0] pe_r25_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c24__step;
   wire [31:0] pe_r25_c24__x;
@@ -8662,7 +8662,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c25__en;
   wire pe_r25_c25__first;
   wire pe_r25_c25__load;
-  wire [79:0] pe_r25_c25__load_terms;
+  wire [47:0] pe_r25_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c25__step;
   wire [31:0] pe_r25_c25__x;
@@ -8670,7 +8670,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c26__en;
   wire pe_r25_c26__first;
   wire pe_r25_c26__load;
-  wire [79:0] pe_r25_c26__load_terms;
+  wire [47:0] pe_r25_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c26__step;
   wire [31:0] pe_r25_c26__x;
@@ -8678,7 +8678,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c27__en;
   wire pe_r25_c27__first;
   wire pe_r25_c27__load;
-  wire [79:0] pe_r25_c27__load_terms;
+  wire [47:0] pe_r25_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c27__step;
   wire [31:0] pe_r25_c27__x;
@@ -8686,7 +8686,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c28__en;
   wire pe_r25_c28__first;
   wire pe_r25_c28__load;
-  wire [79:0] pe_r25_c28__load_terms;
+  wire [47:0] pe_r25_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c28__step;
   wire [31:0] pe_r25_c28__x;
@@ -8694,7 +8694,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c29__en;
   wire pe_r25_c29__first;
   wire pe_r25_c29__load;
-  wire [79:0] pe_r25_c29__load_terms;
+  wire [47:0] pe_r25_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c29__step;
   wire [31:0] pe_r25_c29__x;
@@ -8702,7 +8702,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c2__en;
   wire pe_r25_c2__first;
   wire pe_r25_c2__load;
-  wire [79:0] pe_r25_c2__load_terms;
+  wire [47:0] pe_r25_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c2__step;
   wire [31:0] pe_r25_c2__x;
@@ -8710,7 +8710,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c30__en;
   wire pe_r25_c30__first;
   wire pe_r25_c30__load;
-  wire [79:0] pe_r25_c30__load_terms;
+  wire [47:0] pe_r25_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c30__step;
   wire [31:0] pe_r25_c30__x;
@@ -8718,7 +8718,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c31__en;
   wire pe_r25_c31__first;
   wire pe_r25_c31__load;
-  wire [79:0] pe_r25_c31__load_terms;
+  wire [47:0] pe_r25_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c31__step;
   wire [31:0] pe_r25_c31__x;
@@ -8726,7 +8726,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c3__en;
   wire pe_r25_c3__first;
   wire pe_r25_c3__load;
-  wire [79:0] pe_r25_c3__load_terms;
+  wire [47:0] pe_r25_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c3__step;
   wire [31:0] pe_r25_c3__x;
@@ -8734,7 +8734,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c4__en;
   wire pe_r25_c4__first;
   wire pe_r25_c4__load;
-  wire [79:0] pe_r25_c4__load_terms;
+  wire [47:0] pe_r25_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c4__step;
   wire [31:0] pe_r25_c4__x;
@@ -8742,7 +8742,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c5__en;
   wire pe_r25_c5__first;
   wire pe_r25_c5__load;
-  wire [79:0] pe_r25_c5__load_terms;
+  wire [47:0] pe_r25_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c5__step;
   wire [31:0] pe_r25_c5__x;
@@ -8750,7 +8750,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c6__en;
   wire pe_r25_c6__first;
   wire pe_r25_c6__load;
-  wire [79:0] pe_r25_c6__load_terms;
+  wire [47:0] pe_r25_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c6__step;
   wire [31:0] pe_r25_c6__x;
@@ -8758,7 +8758,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c7__en;
   wire pe_r25_c7__first;
   wire pe_r25_c7__load;
-  wire [79:0] pe_r25_c7__load_terms;
+  wire [47:0] pe_r25_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c7__step;
   wire [31:0] pe_r25_c7__x;
@@ -8766,7 +8766,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c8__en;
   wire pe_r25_c8__first;
   wire pe_r25_c8__load;
-  wire [79:0] pe_r25_c8__load_terms;
+  wire [47:0] pe_r25_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c8__step;
   wire [31:0] pe_r25_c8__x;
@@ -8774,7 +8774,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r25_c9__en;
   wire pe_r25_c9__first;
   wire pe_r25_c9__load;
-  wire [79:0] pe_r25_c9__load_terms;
+  wire [47:0] pe_r25_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r25_c9__step;
   wire [31:0] pe_r25_c9__x;
@@ -8782,7 +8782,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c0__en;
   wire pe_r26_c0__first;
   wire pe_r26_c0__load;
-  wire [79:0] pe_r26_c0__load_terms;
+  wire [47:0] pe_r26_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c0__step;
   wire [31:0] pe_r26_c0__x;
@@ -8790,7 +8790,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c10__en;
   wire pe_r26_c10__first;
   wire pe_r26_c10__load;
-  wire [79:0] pe_r26_c10__load_terms;
+  wire [47:0] pe_r26_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c10__step;
   wire [31:0] pe_r26_c10__x;
@@ -8798,7 +8798,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c11__en;
   wire pe_r26_c11__first;
   wire pe_r26_c11__load;
-  wire [79:0] pe_r26_c11__load_terms;
+  wire [47:0] pe_r26_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c11__step;
   wire [31:0] pe_r26_c11__x;
@@ -8806,7 +8806,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c12__en;
   wire pe_r26_c12__first;
   wire pe_r26_c12__load;
-  wire [79:0] pe_r26_c12__load_terms;
+  wire [47:0] pe_r26_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c12__step;
   wire [31:0] pe_r26_c12__x;
@@ -8814,7 +8814,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c13__en;
   wire pe_r26_c13__first;
   wire pe_r26_c13__load;
-  wire [79:0] pe_r26_c13__load_terms;
+  wire [47:0] pe_r26_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c13__step;
   wire [31:0] pe_r26_c13__x;
@@ -8822,7 +8822,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c14__en;
   wire pe_r26_c14__first;
   wire pe_r26_c14__load;
-  wire [79:0] pe_r26_c14__load_terms;
+  wire [47:0] pe_r26_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c14__step;
   wire [31:0] pe_r26_c14__x;
@@ -8830,7 +8830,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c15__en;
   wire pe_r26_c15__first;
   wire pe_r26_c15__load;
-  wire [79:0] pe_r26_c15__load_terms;
+  wire [47:0] pe_r26_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c15__step;
   wire [31:0] pe_r26_c15__x;
@@ -8838,7 +8838,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c16__en;
   wire pe_r26_c16__first;
   wire pe_r26_c16__load;
-  wire [79:0] pe_r26_c16__load_terms;
+  wire [47:0] pe_r26_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c16__step;
   wire [31:0] pe_r26_c16__x;
@@ -8846,7 +8846,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c17__en;
   wire pe_r26_c17__first;
   wire pe_r26_c17__load;
-  wire [79:0] pe_r26_c17__load_terms;
+  wire [47:0] pe_r26_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c17__step;
   wire [31:0] pe_r26_c17__x;
@@ -8854,7 +8854,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c18__en;
   wire pe_r26_c18__first;
   wire pe_r26_c18__load;
-  wire [79:0] pe_r26_c18__load_terms;
+  wire [47:0] pe_r26_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c18__step;
   wire [31:0] pe_r26_c18__x;
@@ -8862,7 +8862,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c19__en;
   wire pe_r26_c19__first;
   wire pe_r26_c19__load;
-  wire [79:0] pe_r26_c19__load_terms;
+  wire [47:0] pe_r26_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c19__step;
   wire [31:0] pe_r26_c19__x;
@@ -8870,7 +8870,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c1__en;
   wire pe_r26_c1__first;
   wire pe_r26_c1__load;
-  wire [79:0] pe_r26_c1__load_terms;
+  wire [47:0] pe_r26_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c1__step;
   wire [31:0] pe_r26_c1__x;
@@ -8878,7 +8878,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c20__en;
   wire pe_r26_c20__first;
   wire pe_r26_c20__load;
-  wire [79:0] pe_r26_c20__load_terms;
+  wire [47:0] pe_r26_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c20__step;
   wire [31:0] pe_r26_c20__x;
@@ -8886,7 +8886,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c21__en;
   wire pe_r26_c21__first;
   wire pe_r26_c21__load;
-  wire [79:0] pe_r26_c21__load_terms;
+  wire [47:0] pe_r26_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c21__step;
   wire [31:0] pe_r26_c21__x;
@@ -8894,7 +8894,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c22__en;
   wire pe_r26_c22__first;
   wire pe_r26_c22__load;
-  wire [79:0] pe_r26_c22__load_terms;
+  wire [47:0] pe_r26_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c22__step;
   wire [31:0] pe_r26_c22__x;
@@ -8902,7 +8902,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c23__en;
   wire pe_r26_c23__first;
   wire pe_r26_c23__load;
-  wire [79:0] pe_r26_c23__load_terms;
+  wire [47:0] pe_r26_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c23__step;
   wire [31:0] pe_r26_c23__x;
@@ -8910,7 +8910,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c24__en;
   wire pe_r26_c24__first;
   wire pe_r26_c24__load;
-  wire [79:0] pe_r26_c24__load_terms;
+  wire [47:0] pe_r26_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c24__step;
   wire [31:0] pe_r26_c24__x;
@@ -8918,7 +8918,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c25__en;
   wire pe_r26_c25__first;
   wire pe_r26_c25__load;
-  wire [79:0] pe_r26_c25__load_terms;
+  wire [47:0] pe_r26_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c25__step;
   wire [31:0] pe_r26_c25__x;
@@ -8926,7 +8926,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c26__en;
   wire pe_r26_c26__first;
   wire pe_r26_c26__load;
-  wire [79:0] pe_r26_c26__load_terms;
+  wire [47:0] pe_r26_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c26__step;
   wire [31:0] pe_r26_c26__x;
@@ -8934,7 +8934,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c27__en;
   wire pe_r26_c27__first;
   wire pe_r26_c27__load;
-  wire [79:0] pe_r26_c27__load_terms;
+  wire [47:0] pe_r26_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c27__step;
   wire [31:0] pe_r26_c27__x;
@@ -8942,7 +8942,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c28__en;
   wire pe_r26_c28__first;
   wire pe_r26_c28__load;
-  wire [79:0] pe_r26_c28__load_terms;
+  wire [47:0] pe_r26_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c28__step;
   wire [31:0] pe_r26_c28__x;
@@ -8950,7 +8950,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c29__en;
   wire pe_r26_c29__first;
   wire pe_r26_c29__load;
-  wire [79:0] pe_r26_c29__load_terms;
+  wire [47:0] pe_r26_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c29__step;
   wire [31:0] pe_r26_c29__x;
@@ -8958,7 +8958,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c2__en;
   wire pe_r26_c2__first;
   wire pe_r26_c2__load;
-  wire [79:0] pe_r26_c2__load_terms;
+  wire [47:0] pe_r26_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c2__step;
   wire [31:0] pe_r26_c2__x;
@@ -8966,7 +8966,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c30__en;
   wire pe_r26_c30__first;
   wire pe_r26_c30__load;
-  wire [79:0] pe_r26_c30__load_terms;
+  wire [47:0] pe_r26_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c30__step;
   wire [31:0] pe_r26_c30__x;
@@ -8974,7 +8974,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c31__en;
   wire pe_r26_c31__first;
   wire pe_r26_c31__load;
-  wire [79:0] pe_r26_c31__load_terms;
+  wire [47:0] pe_r26_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c31__step;
   wire [31:0] pe_r26_c31__x;
@@ -8982,7 +8982,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c3__en;
   wire pe_r26_c3__first;
   wire pe_r26_c3__load;
-  wire [79:0] pe_r26_c3__load_terms;
+  wire [47:0] pe_r26_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c3__step;
   wire [31:0] pe_r26_c3__x;
@@ -8990,7 +8990,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c4__en;
   wire pe_r26_c4__first;
   wire pe_r26_c4__load;
-  wire [79:0] pe_r26_c4__load_terms;
+  wire [47:0] pe_r26_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c4__step;
   wire [31:0] pe_r26_c4__x;
@@ -8998,7 +8998,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c5__en;
   wire pe_r26_c5__first;
   wire pe_r26_c5__load;
-  wire [79:0] pe_r26_c5__load_terms;
+  wire [47:0] pe_r26_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c5__step;
   wire [31:0] pe_r26_c5__x;
@@ -9006,7 +9006,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c6__en;
   wire pe_r26_c6__first;
   wire pe_r26_c6__load;
-  wire [79:0] pe_r26_c6__load_terms;
+  wire [47:0] pe_r26_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c6__step;
   wire [31:0] pe_r26_c6__x;
@@ -9014,7 +9014,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c7__en;
   wire pe_r26_c7__first;
   wire pe_r26_c7__load;
-  wire [79:0] pe_r26_c7__load_terms;
+  wire [47:0] pe_r26_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c7__step;
   wire [31:0] pe_r26_c7__x;
@@ -9022,7 +9022,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c8__en;
   wire pe_r26_c8__first;
   wire pe_r26_c8__load;
-  wire [79:0] pe_r26_c8__load_terms;
+  wire [47:0] pe_r26_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c8__step;
   wire [31:0] pe_r26_c8__x;
@@ -9030,7 +9030,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r26_c9__en;
   wire pe_r26_c9__first;
   wire pe_r26_c9__load;
-  wire [79:0] pe_r26_c9__load_terms;
+  wire [47:0] pe_r26_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r26_c9__step;
   wire [31:0] pe_r26_c9__x;
@@ -9038,7 +9038,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c0__en;
   wire pe_r27_c0__first;
   wire pe_r27_c0__load;
-  wire [79:0] pe_r27_c0__load_terms;
+  wire [47:0] pe_r27_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c0__step;
   wire [31:0] pe_r27_c0__x;
@@ -9046,7 +9046,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c10__en;
   wire pe_r27_c10__first;
   wire pe_r27_c10__load;
-  wire [79:0] pe_r27_c10__load_terms;
+  wire [47:0] pe_r27_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c10__step;
   wire [31:0] pe_r27_c10__x;
@@ -9054,7 +9054,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c11__en;
   wire pe_r27_c11__first;
   wire pe_r27_c11__load;
-  wire [79:0] pe_r27_c11__load_terms;
+  wire [47:0] pe_r27_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c11__step;
   wire [31:0] pe_r27_c11__x;
@@ -9062,7 +9062,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c12__en;
   wire pe_r27_c12__first;
   wire pe_r27_c12__load;
-  wire [79:0] pe_r27_c12__load_terms;
+  wire [47:0] pe_r27_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c12__step;
   wire [31:0] pe_r27_c12__x;
@@ -9070,7 +9070,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c13__en;
   wire pe_r27_c13__first;
   wire pe_r27_c13__load;
-  wire [79:0] pe_r27_c13__load_terms;
+  wire [47:0] pe_r27_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c13__step;
   wire [31:0] pe_r27_c13__x;
@@ -9078,7 +9078,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c14__en;
   wire pe_r27_c14__first;
   wire pe_r27_c14__load;
-  wire [79:0] pe_r27_c14__load_terms;
+  wire [47:0] pe_r27_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c14__step;
   wire [31:0] pe_r27_c14__x;
@@ -9086,7 +9086,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c15__en;
   wire pe_r27_c15__first;
   wire pe_r27_c15__load;
-  wire [79:0] pe_r27_c15__load_terms;
+  wire [47:0] pe_r27_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c15__step;
   wire [31:0] pe_r27_c15__x;
@@ -9094,7 +9094,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c16__en;
   wire pe_r27_c16__first;
   wire pe_r27_c16__load;
-  wire [79:0] pe_r27_c16__load_terms;
+  wire [47:0] pe_r27_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c16__step;
   wire [31:0] pe_r27_c16__x;
@@ -9102,7 +9102,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c17__en;
   wire pe_r27_c17__first;
   wire pe_r27_c17__load;
-  wire [79:0] pe_r27_c17__load_terms;
+  wire [47:0] pe_r27_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c17__step;
   wire [31:0] pe_r27_c17__x;
@@ -9110,7 +9110,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c18__en;
   wire pe_r27_c18__first;
   wire pe_r27_c18__load;
-  wire [79:0] pe_r27_c18__load_terms;
+  wire [47:0] pe_r27_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c18__step;
   wire [31:0] pe_r27_c18__x;
@@ -9118,7 +9118,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c19__en;
   wire pe_r27_c19__first;
   wire pe_r27_c19__load;
-  wire [79:0] pe_r27_c19__load_terms;
+  wire [47:0] pe_r27_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c19__step;
   wire [31:0] pe_r27_c19__x;
@@ -9126,7 +9126,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c1__en;
   wire pe_r27_c1__first;
   wire pe_r27_c1__load;
-  wire [79:0] pe_r27_c1__load_terms;
+  wire [47:0] pe_r27_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c1__step;
   wire [31:0] pe_r27_c1__x;
@@ -9134,7 +9134,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c20__en;
   wire pe_r27_c20__first;
   wire pe_r27_c20__load;
-  wire [79:0] pe_r27_c20__load_terms;
+  wire [47:0] pe_r27_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c20__step;
   wire [31:0] pe_r27_c20__x;
@@ -9142,7 +9142,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c21__en;
   wire pe_r27_c21__first;
   wire pe_r27_c21__load;
-  wire [79:0] pe_r27_c21__load_terms;
+  wire [47:0] pe_r27_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c21__step;
   wire [31:0] pe_r27_c21__x;
@@ -9150,7 +9150,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c22__en;
   wire pe_r27_c22__first;
   wire pe_r27_c22__load;
-  wire [79:0] pe_r27_c22__load_terms;
+  wire [47:0] pe_r27_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c22__step;
   wire [31:0] pe_r27_c22__x;
@@ -9158,7 +9158,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c23__en;
   wire pe_r27_c23__first;
   wire pe_r27_c23__load;
-  wire [79:0] pe_r27_c23__load_terms;
+  wire [47:0] pe_r27_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c23__step;
   wire [31:0] pe_r27_c23__x;
@@ -9166,7 +9166,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c24__en;
   wire pe_r27_c24__first;
   wire pe_r27_c24__load;
-  wire [79:0] pe_r27_c24__load_terms;
+  wire [47:0] pe_r27_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c24__step;
   wire [31:0] pe_r27_c24__x;
@@ -9174,7 +9174,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c25__en;
   wire pe_r27_c25__first;
   wire pe_r27_c25__load;
-  wire [79:0] pe_r27_c25__load_terms;
+  wire [47:0] pe_r27_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c25__step;
   wire [31:0] pe_r27_c25__x;
@@ -9182,7 +9182,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c26__en;
   wire pe_r27_c26__first;
   wire pe_r27_c26__load;
-  wire [79:0] pe_r27_c26__load_terms;
+  wire [47:0] pe_r27_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c26__step;
   wire [31:0] pe_r27_c26__x;
@@ -9190,7 +9190,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c27__en;
   wire pe_r27_c27__first;
   wire pe_r27_c27__load;
-  wire [79:0] pe_r27_c27__load_terms;
+  wire [47:0] pe_r27_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c27__step;
   wire [31:0] pe_r27_c27__x;
@@ -9198,7 +9198,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c28__en;
   wire pe_r27_c28__first;
   wire pe_r27_c28__load;
-  wire [79:0] pe_r27_c28__load_terms;
+  wire [47:0] pe_r27_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c28__step;
   wire [31:0] pe_r27_c28__x;
@@ -9206,7 +9206,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c29__en;
   wire pe_r27_c29__first;
   wire pe_r27_c29__load;
-  wire [79:0] pe_r27_c29__load_terms;
+  wire [47:0] pe_r27_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c29__step;
   wire [31:0] pe_r27_c29__x;
@@ -9214,7 +9214,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c2__en;
   wire pe_r27_c2__first;
   wire pe_r27_c2__load;
-  wire [79:0] pe_r27_c2__load_terms;
+  wire [47:0] pe_r27_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c2__step;
   wire [31:0] pe_r27_c2__x;
@@ -9222,7 +9222,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c30__en;
   wire pe_r27_c30__first;
   wire pe_r27_c30__load;
-  wire [79:0] pe_r27_c30__load_terms;
+  wire [47:0] pe_r27_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c30__step;
   wire [31:0] pe_r27_c30__x;
@@ -9230,7 +9230,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c31__en;
   wire pe_r27_c31__first;
   wire pe_r27_c31__load;
-  wire [79:0] pe_r27_c31__load_terms;
+  wire [47:0] pe_r27_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c31__step;
   wire [31:0] pe_r27_c31__x;
@@ -9238,7 +9238,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c3__en;
   wire pe_r27_c3__first;
   wire pe_r27_c3__load;
-  wire [79:0] pe_r27_c3__load_terms;
+  wire [47:0] pe_r27_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c3__step;
   wire [31:0] pe_r27_c3__x;
@@ -9246,7 +9246,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c4__en;
   wire pe_r27_c4__first;
   wire pe_r27_c4__load;
-  wire [79:0] pe_r27_c4__load_terms;
+  wire [47:0] pe_r27_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c4__step;
   wire [31:0] pe_r27_c4__x;
@@ -9254,7 +9254,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c5__en;
   wire pe_r27_c5__first;
   wire pe_r27_c5__load;
-  wire [79:0] pe_r27_c5__load_terms;
+  wire [47:0] pe_r27_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c5__step;
   wire [31:0] pe_r27_c5__x;
@@ -9262,7 +9262,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c6__en;
   wire pe_r27_c6__first;
   wire pe_r27_c6__load;
-  wire [79:0] pe_r27_c6__load_terms;
+  wire [47:0] pe_r27_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c6__step;
   wire [31:0] pe_r27_c6__x;
@@ -9270,7 +9270,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c7__en;
   wire pe_r27_c7__first;
   wire pe_r27_c7__load;
-  wire [79:0] pe_r27_c7__load_terms;
+  wire [47:0] pe_r27_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c7__step;
   wire [31:0] pe_r27_c7__x;
@@ -9278,7 +9278,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c8__en;
   wire pe_r27_c8__first;
   wire pe_r27_c8__load;
-  wire [79:0] pe_r27_c8__load_terms;
+  wire [47:0] pe_r27_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c8__step;
   wire [31:0] pe_r27_c8__x;
@@ -9286,7 +9286,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r27_c9__en;
   wire pe_r27_c9__first;
   wire pe_r27_c9__load;
-  wire [79:0] pe_r27_c9__load_terms;
+  wire [47:0] pe_r27_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r27_c9__step;
   wire [31:0] pe_r27_c9__x;
@@ -9294,7 +9294,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c0__en;
   wire pe_r28_c0__first;
   wire pe_r28_c0__load;
-  wire [79:0] pe_r28_c0__load_terms;
+  wire [47:0] pe_r28_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c0__step;
   wire [31:0] pe_r28_c0__x;
@@ -9302,7 +9302,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c10__en;
   wire pe_r28_c10__first;
   wire pe_r28_c10__load;
-  wire [79:0] pe_r28_c10__load_terms;
+  wire [47:0] pe_r28_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c10__step;
   wire [31:0] pe_r28_c10__x;
@@ -9310,7 +9310,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c11__en;
   wire pe_r28_c11__first;
   wire pe_r28_c11__load;
-  wire [79:0] pe_r28_c11__load_terms;
+  wire [47:0] pe_r28_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c11__step;
   wire [31:0] pe_r28_c11__x;
@@ -9318,7 +9318,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c12__en;
   wire pe_r28_c12__first;
   wire pe_r28_c12__load;
-  wire [79:0] pe_r28_c12__load_terms;
+  wire [47:0] pe_r28_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c12__step;
   wire [31:0] pe_r28_c12__x;
@@ -9326,7 +9326,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c13__en;
   wire pe_r28_c13__first;
   wire pe_r28_c13__load;
-  wire [79:0] pe_r28_c13__load_terms;
+  wire [47:0] pe_r28_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c13__step;
   wire [31:0] pe_r28_c13__x;
@@ -9334,7 +9334,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c14__en;
   wire pe_r28_c14__first;
   wire pe_r28_c14__load;
-  wire [79:0] pe_r28_c14__load_terms;
+  wire [47:0] pe_r28_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c14__step;
   wire [31:0] pe_r28_c14__x;
@@ -9342,7 +9342,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c15__en;
   wire pe_r28_c15__first;
   wire pe_r28_c15__load;
-  wire [79:0] pe_r28_c15__load_terms;
+  wire [47:0] pe_r28_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c15__step;
   wire [31:0] pe_r28_c15__x;
@@ -9350,7 +9350,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c16__en;
   wire pe_r28_c16__first;
   wire pe_r28_c16__load;
-  wire [79:0] pe_r28_c16__load_terms;
+  wire [47:0] pe_r28_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c16__step;
   wire [31:0] pe_r28_c16__x;
@@ -9358,7 +9358,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c17__en;
   wire pe_r28_c17__first;
   wire pe_r28_c17__load;
-  wire [79:0] pe_r28_c17__load_terms;
+  wire [47:0] pe_r28_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c17__step;
   wire [31:0] pe_r28_c17__x;
@@ -9366,7 +9366,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c18__en;
   wire pe_r28_c18__first;
   wire pe_r28_c18__load;
-  wire [79:0] pe_r28_c18__load_terms;
+  wire [47:0] pe_r28_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c18__step;
   wire [31:0] pe_r28_c18__x;
@@ -9374,7 +9374,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c19__en;
   wire pe_r28_c19__first;
   wire pe_r28_c19__load;
-  wire [79:0] pe_r28_c19__load_terms;
+  wire [47:0] pe_r28_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c19__step;
   wire [31:0] pe_r28_c19__x;
@@ -9382,7 +9382,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c1__en;
   wire pe_r28_c1__first;
   wire pe_r28_c1__load;
-  wire [79:0] pe_r28_c1__load_terms;
+  wire [47:0] pe_r28_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c1__step;
   wire [31:0] pe_r28_c1__x;
@@ -9390,7 +9390,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c20__en;
   wire pe_r28_c20__first;
   wire pe_r28_c20__load;
-  wire [79:0] pe_r28_c20__load_terms;
+  wire [47:0] pe_r28_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c20__step;
   wire [31:0] pe_r28_c20__x;
@@ -9398,7 +9398,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c21__en;
   wire pe_r28_c21__first;
   wire pe_r28_c21__load;
-  wire [79:0] pe_r28_c21__load_terms;
+  wire [47:0] pe_r28_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c21__step;
   wire [31:0] pe_r28_c21__x;
@@ -9406,7 +9406,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c22__en;
   wire pe_r28_c22__first;
   wire pe_r28_c22__load;
-  wire [79:0] pe_r28_c22__load_terms;
+  wire [47:0] pe_r28_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c22__step;
   wire [31:0] pe_r28_c22__x;
@@ -9414,7 +9414,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c23__en;
   wire pe_r28_c23__first;
   wire pe_r28_c23__load;
-  wire [79:0] pe_r28_c23__load_terms;
+  wire [47:0] pe_r28_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c23__step;
   wire [31:0] pe_r28_c23__x;
@@ -9422,7 +9422,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c24__en;
   wire pe_r28_c24__first;
   wire pe_r28_c24__load;
-  wire [79:0] pe_r28_c24__load_terms;
+  wire [47:0] pe_r28_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c24__step;
   wire [31:0] pe_r28_c24__x;
@@ -9430,7 +9430,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c25__en;
   wire pe_r28_c25__first;
   wire pe_r28_c25__load;
-  wire [79:0] pe_r28_c25__load_terms;
+  wire [47:0] pe_r28_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c25__step;
   wire [31:0] pe_r28_c25__x;
@@ -9438,7 +9438,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c26__en;
   wire pe_r28_c26__first;
   wire pe_r28_c26__load;
-  wire [79:0] pe_r28_c26__load_terms;
+  wire [47:0] pe_r28_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c26__step;
   wire [31:0] pe_r28_c26__x;
@@ -9446,7 +9446,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c27__en;
   wire pe_r28_c27__first;
   wire pe_r28_c27__load;
-  wire [79:0] pe_r28_c27__load_terms;
+  wire [47:0] pe_r28_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c27__step;
   wire [31:0] pe_r28_c27__x;
@@ -9454,7 +9454,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c28__en;
   wire pe_r28_c28__first;
   wire pe_r28_c28__load;
-  wire [79:0] pe_r28_c28__load_terms;
+  wire [47:0] pe_r28_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c28__step;
   wire [31:0] pe_r28_c28__x;
@@ -9462,7 +9462,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c29__en;
   wire pe_r28_c29__first;
   wire pe_r28_c29__load;
-  wire [79:0] pe_r28_c29__load_terms;
+  wire [47:0] pe_r28_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c29__step;
   wire [31:0] pe_r28_c29__x;
@@ -9470,7 +9470,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c2__en;
   wire pe_r28_c2__first;
   wire pe_r28_c2__load;
-  wire [79:0] pe_r28_c2__load_terms;
+  wire [47:0] pe_r28_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c2__step;
   wire [31:0] pe_r28_c2__x;
@@ -9478,7 +9478,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c30__en;
   wire pe_r28_c30__first;
   wire pe_r28_c30__load;
-  wire [79:0] pe_r28_c30__load_terms;
+  wire [47:0] pe_r28_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c30__step;
   wire [31:0] pe_r28_c30__x;
@@ -9486,7 +9486,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c31__en;
   wire pe_r28_c31__first;
   wire pe_r28_c31__load;
-  wire [79:0] pe_r28_c31__load_terms;
+  wire [47:0] pe_r28_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c31__step;
   wire [31:0] pe_r28_c31__x;
@@ -9494,7 +9494,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c3__en;
   wire pe_r28_c3__first;
   wire pe_r28_c3__load;
-  wire [79:0] pe_r28_c3__load_terms;
+  wire [47:0] pe_r28_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c3__step;
   wire [31:0] pe_r28_c3__x;
@@ -9502,7 +9502,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c4__en;
   wire pe_r28_c4__first;
   wire pe_r28_c4__load;
-  wire [79:0] pe_r28_c4__load_terms;
+  wire [47:0] pe_r28_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c4__step;
   wire [31:0] pe_r28_c4__x;
@@ -9510,7 +9510,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c5__en;
   wire pe_r28_c5__first;
   wire pe_r28_c5__load;
-  wire [79:0] pe_r28_c5__load_terms;
+  wire [47:0] pe_r28_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c5__step;
   wire [31:0] pe_r28_c5__x;
@@ -9518,7 +9518,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c6__en;
   wire pe_r28_c6__first;
   wire pe_r28_c6__load;
-  wire [79:0] pe_r28_c6__load_terms;
+  wire [47:0] pe_r28_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c6__step;
   wire [31:0] pe_r28_c6__x;
@@ -9526,7 +9526,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c7__en;
   wire pe_r28_c7__first;
   wire pe_r28_c7__load;
-  wire [79:0] pe_r28_c7__load_terms;
+  wire [47:0] pe_r28_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c7__step;
   wire [31:0] pe_r28_c7__x;
@@ -9534,7 +9534,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c8__en;
   wire pe_r28_c8__first;
   wire pe_r28_c8__load;
-  wire [79:0] pe_r28_c8__load_terms;
+  wire [47:0] pe_r28_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c8__step;
   wire [31:0] pe_r28_c8__x;
@@ -9542,7 +9542,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r28_c9__en;
   wire pe_r28_c9__first;
   wire pe_r28_c9__load;
-  wire [79:0] pe_r28_c9__load_terms;
+  wire [47:0] pe_r28_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r28_c9__step;
   wire [31:0] pe_r28_c9__x;
@@ -9550,7 +9550,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c0__en;
   wire pe_r29_c0__first;
   wire pe_r29_c0__load;
-  wire [79:0] pe_r29_c0__load_terms;
+  wire [47:0] pe_r29_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c0__step;
   wire [31:0] pe_r29_c0__x;
@@ -9558,7 +9558,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c10__en;
   wire pe_r29_c10__first;
   wire pe_r29_c10__load;
-  wire [79:0] pe_r29_c10__load_terms;
+  wire [47:0] pe_r29_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c10__step;
   wire [31:0] pe_r29_c10__x;
@@ -9566,7 +9566,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c11__en;
   wire pe_r29_c11__first;
   wire pe_r29_c11__load;
-  wire [79:0] pe_r29_c11__load_terms;
+  wire [47:0] pe_r29_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c11__step;
   wire [31:0] pe_r29_c11__x;
@@ -9574,7 +9574,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c12__en;
   wire pe_r29_c12__first;
   wire pe_r29_c12__load;
-  wire [79:0] pe_r29_c12__load_terms;
+  wire [47:0] pe_r29_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c12__step;
   wire [31:0] pe_r29_c12__x;
@@ -9582,7 +9582,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c13__en;
   wire pe_r29_c13__first;
   wire pe_r29_c13__load;
-  wire [79:0] pe_r29_c13__load_terms;
+  wire [47:0] pe_r29_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c13__step;
   wire [31:0] pe_r29_c13__x;
@@ -9590,7 +9590,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c14__en;
   wire pe_r29_c14__first;
   wire pe_r29_c14__load;
-  wire [79:0] pe_r29_c14__load_terms;
+  wire [47:0] pe_r29_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c14__step;
   wire [31:0] pe_r29_c14__x;
@@ -9598,7 +9598,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c15__en;
   wire pe_r29_c15__first;
   wire pe_r29_c15__load;
-  wire [79:0] pe_r29_c15__load_terms;
+  wire [47:0] pe_r29_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c15__step;
   wire [31:0] pe_r29_c15__x;
@@ -9606,7 +9606,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c16__en;
   wire pe_r29_c16__first;
   wire pe_r29_c16__load;
-  wire [79:0] pe_r29_c16__load_terms;
+  wire [47:0] pe_r29_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c16__step;
   wire [31:0] pe_r29_c16__x;
@@ -9614,7 +9614,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c17__en;
   wire pe_r29_c17__first;
   wire pe_r29_c17__load;
-  wire [79:0] pe_r29_c17__load_terms;
+  wire [47:0] pe_r29_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c17__step;
   wire [31:0] pe_r29_c17__x;
@@ -9622,7 +9622,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c18__en;
   wire pe_r29_c18__first;
   wire pe_r29_c18__load;
-  wire [79:0] pe_r29_c18__load_terms;
+  wire [47:0] pe_r29_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c18__step;
   wire [31:0] pe_r29_c18__x;
@@ -9630,7 +9630,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c19__en;
   wire pe_r29_c19__first;
   wire pe_r29_c19__load;
-  wire [79:0] pe_r29_c19__load_terms;
+  wire [47:0] pe_r29_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c19__step;
   wire [31:0] pe_r29_c19__x;
@@ -9638,7 +9638,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c1__en;
   wire pe_r29_c1__first;
   wire pe_r29_c1__load;
-  wire [79:0] pe_r29_c1__load_terms;
+  wire [47:0] pe_r29_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c1__step;
   wire [31:0] pe_r29_c1__x;
@@ -9646,7 +9646,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c20__en;
   wire pe_r29_c20__first;
   wire pe_r29_c20__load;
-  wire [79:0] pe_r29_c20__load_terms;
+  wire [47:0] pe_r29_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c20__step;
   wire [31:0] pe_r29_c20__x;
@@ -9654,7 +9654,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c21__en;
   wire pe_r29_c21__first;
   wire pe_r29_c21__load;
-  wire [79:0] pe_r29_c21__load_terms;
+  wire [47:0] pe_r29_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c21__step;
   wire [31:0] pe_r29_c21__x;
@@ -9662,7 +9662,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c22__en;
   wire pe_r29_c22__first;
   wire pe_r29_c22__load;
-  wire [79:0] pe_r29_c22__load_terms;
+  wire [47:0] pe_r29_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c22__step;
   wire [31:0] pe_r29_c22__x;
@@ -9670,7 +9670,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c23__en;
   wire pe_r29_c23__first;
   wire pe_r29_c23__load;
-  wire [79:0] pe_r29_c23__load_terms;
+  wire [47:0] pe_r29_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c23__step;
   wire [31:0] pe_r29_c23__x;
@@ -9678,7 +9678,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c24__en;
   wire pe_r29_c24__first;
   wire pe_r29_c24__load;
-  wire [79:0] pe_r29_c24__load_terms;
+  wire [47:0] pe_r29_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c24__step;
   wire [31:0] pe_r29_c24__x;
@@ -9686,7 +9686,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c25__en;
   wire pe_r29_c25__first;
   wire pe_r29_c25__load;
-  wire [79:0] pe_r29_c25__load_terms;
+  wire [47:0] pe_r29_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c25__step;
   wire [31:0] pe_r29_c25__x;
@@ -9694,7 +9694,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c26__en;
   wire pe_r29_c26__first;
   wire pe_r29_c26__load;
-  wire [79:0] pe_r29_c26__load_terms;
+  wire [47:0] pe_r29_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c26__step;
   wire [31:0] pe_r29_c26__x;
@@ -9702,7 +9702,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c27__en;
   wire pe_r29_c27__first;
   wire pe_r29_c27__load;
-  wire [79:0] pe_r29_c27__load_terms;
+  wire [47:0] pe_r29_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c27__step;
   wire [31:0] pe_r29_c27__x;
@@ -9710,7 +9710,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c28__en;
   wire pe_r29_c28__first;
   wire pe_r29_c28__load;
-  wire [79:0] pe_r29_c28__load_terms;
+  wire [47:0] pe_r29_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c28__step;
   wire [31:0] pe_r29_c28__x;
@@ -9718,7 +9718,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c29__en;
   wire pe_r29_c29__first;
   wire pe_r29_c29__load;
-  wire [79:0] pe_r29_c29__load_terms;
+  wire [47:0] pe_r29_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c29__step;
   wire [31:0] pe_r29_c29__x;
@@ -9726,7 +9726,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c2__en;
   wire pe_r29_c2__first;
   wire pe_r29_c2__load;
-  wire [79:0] pe_r29_c2__load_terms;
+  wire [47:0] pe_r29_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c2__step;
   wire [31:0] pe_r29_c2__x;
@@ -9734,7 +9734,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c30__en;
   wire pe_r29_c30__first;
   wire pe_r29_c30__load;
-  wire [79:0] pe_r29_c30__load_terms;
+  wire [47:0] pe_r29_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c30__step;
   wire [31:0] pe_r29_c30__x;
@@ -9742,7 +9742,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c31__en;
   wire pe_r29_c31__first;
   wire pe_r29_c31__load;
-  wire [79:0] pe_r29_c31__load_terms;
+  wire [47:0] pe_r29_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c31__step;
   wire [31:0] pe_r29_c31__x;
@@ -9750,7 +9750,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c3__en;
   wire pe_r29_c3__first;
   wire pe_r29_c3__load;
-  wire [79:0] pe_r29_c3__load_terms;
+  wire [47:0] pe_r29_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c3__step;
   wire [31:0] pe_r29_c3__x;
@@ -9758,7 +9758,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c4__en;
   wire pe_r29_c4__first;
   wire pe_r29_c4__load;
-  wire [79:0] pe_r29_c4__load_terms;
+  wire [47:0] pe_r29_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c4__step;
   wire [31:0] pe_r29_c4__x;
@@ -9766,7 +9766,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c5__en;
   wire pe_r29_c5__first;
   wire pe_r29_c5__load;
-  wire [79:0] pe_r29_c5__load_terms;
+  wire [47:0] pe_r29_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c5__step;
   wire [31:0] pe_r29_c5__x;
@@ -9774,7 +9774,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c6__en;
   wire pe_r29_c6__first;
   wire pe_r29_c6__load;
-  wire [79:0] pe_r29_c6__load_terms;
+  wire [47:0] pe_r29_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c6__step;
   wire [31:0] pe_r29_c6__x;
@@ -9782,7 +9782,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c7__en;
   wire pe_r29_c7__first;
   wire pe_r29_c7__load;
-  wire [79:0] pe_r29_c7__load_terms;
+  wire [47:0] pe_r29_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c7__step;
   wire [31:0] pe_r29_c7__x;
@@ -9790,7 +9790,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c8__en;
   wire pe_r29_c8__first;
   wire pe_r29_c8__load;
-  wire [79:0] pe_r29_c8__load_terms;
+  wire [47:0] pe_r29_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c8__step;
   wire [31:0] pe_r29_c8__x;
@@ -9798,7 +9798,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r29_c9__en;
   wire pe_r29_c9__first;
   wire pe_r29_c9__load;
-  wire [79:0] pe_r29_c9__load_terms;
+  wire [47:0] pe_r29_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r29_c9__step;
   wire [31:0] pe_r29_c9__x;
@@ -9806,7 +9806,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c0__en;
   wire pe_r2_c0__first;
   wire pe_r2_c0__load;
-  wire [79:0] pe_r2_c0__load_terms;
+  wire [47:0] pe_r2_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c0__step;
   wire [31:0] pe_r2_c0__x;
@@ -9814,7 +9814,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c10__en;
   wire pe_r2_c10__first;
   wire pe_r2_c10__load;
-  wire [79:0] pe_r2_c10__load_terms;
+  wire [47:0] pe_r2_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c10__step;
   wire [31:0] pe_r2_c10__x;
@@ -9822,7 +9822,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c11__en;
   wire pe_r2_c11__first;
   wire pe_r2_c11__load;
-  wire [79:0] pe_r2_c11__load_terms;
+  wire [47:0] pe_r2_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c11__step;
   wire [31:0] pe_r2_c11__x;
@@ -9830,7 +9830,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c12__en;
   wire pe_r2_c12__first;
   wire pe_r2_c12__load;
-  wire [79:0] pe_r2_c12__load_terms;
+  wire [47:0] pe_r2_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c12__step;
   wire [31:0] pe_r2_c12__x;
@@ -9838,7 +9838,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c13__en;
   wire pe_r2_c13__first;
   wire pe_r2_c13__load;
-  wire [79:0] pe_r2_c13__load_terms;
+  wire [47:0] pe_r2_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c13__step;
   wire [31:0] pe_r2_c13__x;
@@ -9846,7 +9846,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c14__en;
   wire pe_r2_c14__first;
   wire pe_r2_c14__load;
-  wire [79:0] pe_r2_c14__load_terms;
+  wire [47:0] pe_r2_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c14__step;
   wire [31:0] pe_r2_c14__x;
@@ -9854,7 +9854,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c15__en;
   wire pe_r2_c15__first;
   wire pe_r2_c15__load;
-  wire [79:0] pe_r2_c15__load_terms;
+  wire [47:0] pe_r2_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c15__step;
   wire [31:0] pe_r2_c15__x;
@@ -9862,7 +9862,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c16__en;
   wire pe_r2_c16__first;
   wire pe_r2_c16__load;
-  wire [79:0] pe_r2_c16__load_terms;
+  wire [47:0] pe_r2_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c16__step;
   wire [31:0] pe_r2_c16__x;
@@ -9870,7 +9870,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c17__en;
   wire pe_r2_c17__first;
   wire pe_r2_c17__load;
-  wire [79:0] pe_r2_c17__load_terms;
+  wire [47:0] pe_r2_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c17__step;
   wire [31:0] pe_r2_c17__x;
@@ -9878,7 +9878,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c18__en;
   wire pe_r2_c18__first;
   wire pe_r2_c18__load;
-  wire [79:0] pe_r2_c18__load_terms;
+  wire [47:0] pe_r2_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c18__step;
   wire [31:0] pe_r2_c18__x;
@@ -9886,7 +9886,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c19__en;
   wire pe_r2_c19__first;
   wire pe_r2_c19__load;
-  wire [79:0] pe_r2_c19__load_terms;
+  wire [47:0] pe_r2_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c19__step;
   wire [31:0] pe_r2_c19__x;
@@ -9894,7 +9894,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c1__en;
   wire pe_r2_c1__first;
   wire pe_r2_c1__load;
-  wire [79:0] pe_r2_c1__load_terms;
+  wire [47:0] pe_r2_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c1__step;
   wire [31:0] pe_r2_c1__x;
@@ -9902,7 +9902,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c20__en;
   wire pe_r2_c20__first;
   wire pe_r2_c20__load;
-  wire [79:0] pe_r2_c20__load_terms;
+  wire [47:0] pe_r2_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c20__step;
   wire [31:0] pe_r2_c20__x;
@@ -9910,7 +9910,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c21__en;
   wire pe_r2_c21__first;
   wire pe_r2_c21__load;
-  wire [79:0] pe_r2_c21__load_terms;
+  wire [47:0] pe_r2_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c21__step;
   wire [31:0] pe_r2_c21__x;
@@ -9918,7 +9918,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c22__en;
   wire pe_r2_c22__first;
   wire pe_r2_c22__load;
-  wire [79:0] pe_r2_c22__load_terms;
+  wire [47:0] pe_r2_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c22__step;
   wire [31:0] pe_r2_c22__x;
@@ -9926,7 +9926,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c23__en;
   wire pe_r2_c23__first;
   wire pe_r2_c23__load;
-  wire [79:0] pe_r2_c23__load_terms;
+  wire [47:0] pe_r2_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c23__step;
   wire [31:0] pe_r2_c23__x;
@@ -9934,7 +9934,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c24__en;
   wire pe_r2_c24__first;
   wire pe_r2_c24__load;
-  wire [79:0] pe_r2_c24__load_terms;
+  wire [47:0] pe_r2_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c24__step;
   wire [31:0] pe_r2_c24__x;
@@ -9942,7 +9942,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c25__en;
   wire pe_r2_c25__first;
   wire pe_r2_c25__load;
-  wire [79:0] pe_r2_c25__load_terms;
+  wire [47:0] pe_r2_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c25__step;
   wire [31:0] pe_r2_c25__x;
@@ -9950,7 +9950,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c26__en;
   wire pe_r2_c26__first;
   wire pe_r2_c26__load;
-  wire [79:0] pe_r2_c26__load_terms;
+  wire [47:0] pe_r2_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c26__step;
   wire [31:0] pe_r2_c26__x;
@@ -9958,7 +9958,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c27__en;
   wire pe_r2_c27__first;
   wire pe_r2_c27__load;
-  wire [79:0] pe_r2_c27__load_terms;
+  wire [47:0] pe_r2_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c27__step;
   wire [31:0] pe_r2_c27__x;
@@ -9966,7 +9966,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c28__en;
   wire pe_r2_c28__first;
   wire pe_r2_c28__load;
-  wire [79:0] pe_r2_c28__load_terms;
+  wire [47:0] pe_r2_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c28__step;
   wire [31:0] pe_r2_c28__x;
@@ -9974,7 +9974,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c29__en;
   wire pe_r2_c29__first;
   wire pe_r2_c29__load;
-  wire [79:0] pe_r2_c29__load_terms;
+  wire [47:0] pe_r2_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c29__step;
   wire [31:0] pe_r2_c29__x;
@@ -9982,7 +9982,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c2__en;
   wire pe_r2_c2__first;
   wire pe_r2_c2__load;
-  wire [79:0] pe_r2_c2__load_terms;
+  wire [47:0] pe_r2_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c2__step;
   wire [31:0] pe_r2_c2__x;
@@ -9990,7 +9990,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c30__en;
   wire pe_r2_c30__first;
   wire pe_r2_c30__load;
-  wire [79:0] pe_r2_c30__load_terms;
+  wire [47:0] pe_r2_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c30__step;
   wire [31:0] pe_r2_c30__x;
@@ -9998,7 +9998,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c31__en;
   wire pe_r2_c31__first;
   wire pe_r2_c31__load;
-  wire [79:0] pe_r2_c31__load_terms;
+  wire [47:0] pe_r2_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c31__step;
   wire [31:0] pe_r2_c31__x;
@@ -10006,7 +10006,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c3__en;
   wire pe_r2_c3__first;
   wire pe_r2_c3__load;
-  wire [79:0] pe_r2_c3__load_terms;
+  wire [47:0] pe_r2_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c3__step;
   wire [31:0] pe_r2_c3__x;
@@ -10014,7 +10014,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c4__en;
   wire pe_r2_c4__first;
   wire pe_r2_c4__load;
-  wire [79:0] pe_r2_c4__load_terms;
+  wire [47:0] pe_r2_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c4__step;
   wire [31:0] pe_r2_c4__x;
@@ -10022,7 +10022,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c5__en;
   wire pe_r2_c5__first;
   wire pe_r2_c5__load;
-  wire [79:0] pe_r2_c5__load_terms;
+  wire [47:0] pe_r2_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c5__step;
   wire [31:0] pe_r2_c5__x;
@@ -10030,7 +10030,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c6__en;
   wire pe_r2_c6__first;
   wire pe_r2_c6__load;
-  wire [79:0] pe_r2_c6__load_terms;
+  wire [47:0] pe_r2_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c6__step;
   wire [31:0] pe_r2_c6__x;
@@ -10038,7 +10038,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c7__en;
   wire pe_r2_c7__first;
   wire pe_r2_c7__load;
-  wire [79:0] pe_r2_c7__load_terms;
+  wire [47:0] pe_r2_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c7__step;
   wire [31:0] pe_r2_c7__x;
@@ -10046,7 +10046,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c8__en;
   wire pe_r2_c8__first;
   wire pe_r2_c8__load;
-  wire [79:0] pe_r2_c8__load_terms;
+  wire [47:0] pe_r2_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c8__step;
   wire [31:0] pe_r2_c8__x;
@@ -10054,7 +10054,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r2_c9__en;
   wire pe_r2_c9__first;
   wire pe_r2_c9__load;
-  wire [79:0] pe_r2_c9__load_terms;
+  wire [47:0] pe_r2_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r2_c9__step;
   wire [31:0] pe_r2_c9__x;
@@ -10062,7 +10062,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c0__en;
   wire pe_r30_c0__first;
   wire pe_r30_c0__load;
-  wire [79:0] pe_r30_c0__load_terms;
+  wire [47:0] pe_r30_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c0__step;
   wire [31:0] pe_r30_c0__x;
@@ -10070,7 +10070,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c10__en;
   wire pe_r30_c10__first;
   wire pe_r30_c10__load;
-  wire [79:0] pe_r30_c10__load_terms;
+  wire [47:0] pe_r30_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c10__step;
   wire [31:0] pe_r30_c10__x;
@@ -10078,7 +10078,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c11__en;
   wire pe_r30_c11__first;
   wire pe_r30_c11__load;
-  wire [79:0] pe_r30_c11__load_terms;
+  wire [47:0] pe_r30_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c11__step;
   wire [31:0] pe_r30_c11__x;
@@ -10086,7 +10086,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c12__en;
   wire pe_r30_c12__first;
   wire pe_r30_c12__load;
-  wire [79:0] pe_r30_c12__load_terms;
+  wire [47:0] pe_r30_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c12__step;
   wire [31:0] pe_r30_c12__x;
@@ -10094,7 +10094,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c13__en;
   wire pe_r30_c13__first;
   wire pe_r30_c13__load;
-  wire [79:0] pe_r30_c13__load_terms;
+  wire [47:0] pe_r30_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c13__step;
   wire [31:0] pe_r30_c13__x;
@@ -10102,7 +10102,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c14__en;
   wire pe_r30_c14__first;
   wire pe_r30_c14__load;
-  wire [79:0] pe_r30_c14__load_terms;
+  wire [47:0] pe_r30_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c14__step;
   wire [31:0] pe_r30_c14__x;
@@ -10110,7 +10110,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c15__en;
   wire pe_r30_c15__first;
   wire pe_r30_c15__load;
-  wire [79:0] pe_r30_c15__load_terms;
+  wire [47:0] pe_r30_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c15__step;
   wire [31:0] pe_r30_c15__x;
@@ -10118,7 +10118,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c16__en;
   wire pe_r30_c16__first;
   wire pe_r30_c16__load;
-  wire [79:0] pe_r30_c16__load_terms;
+  wire [47:0] pe_r30_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c16__step;
   wire [31:0] pe_r30_c16__x;
@@ -10126,7 +10126,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c17__en;
   wire pe_r30_c17__first;
   wire pe_r30_c17__load;
-  wire [79:0] pe_r30_c17__load_terms;
+  wire [47:0] pe_r30_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c17__step;
   wire [31:0] pe_r30_c17__x;
@@ -10134,7 +10134,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c18__en;
   wire pe_r30_c18__first;
   wire pe_r30_c18__load;
-  wire [79:0] pe_r30_c18__load_terms;
+  wire [47:0] pe_r30_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c18__step;
   wire [31:0] pe_r30_c18__x;
@@ -10142,7 +10142,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c19__en;
   wire pe_r30_c19__first;
   wire pe_r30_c19__load;
-  wire [79:0] pe_r30_c19__load_terms;
+  wire [47:0] pe_r30_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c19__step;
   wire [31:0] pe_r30_c19__x;
@@ -10150,7 +10150,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c1__en;
   wire pe_r30_c1__first;
   wire pe_r30_c1__load;
-  wire [79:0] pe_r30_c1__load_terms;
+  wire [47:0] pe_r30_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c1__step;
   wire [31:0] pe_r30_c1__x;
@@ -10158,7 +10158,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c20__en;
   wire pe_r30_c20__first;
   wire pe_r30_c20__load;
-  wire [79:0] pe_r30_c20__load_terms;
+  wire [47:0] pe_r30_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c20__step;
   wire [31:0] pe_r30_c20__x;
@@ -10166,7 +10166,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c21__en;
   wire pe_r30_c21__first;
   wire pe_r30_c21__load;
-  wire [79:0] pe_r30_c21__load_terms;
+  wire [47:0] pe_r30_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c21__step;
   wire [31:0] pe_r30_c21__x;
@@ -10174,7 +10174,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c22__en;
   wire pe_r30_c22__first;
   wire pe_r30_c22__load;
-  wire [79:0] pe_r30_c22__load_terms;
+  wire [47:0] pe_r30_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c22__step;
   wire [31:0] pe_r30_c22__x;
@@ -10182,7 +10182,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c23__en;
   wire pe_r30_c23__first;
   wire pe_r30_c23__load;
-  wire [79:0] pe_r30_c23__load_terms;
+  wire [47:0] pe_r30_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c23__step;
   wire [31:0] pe_r30_c23__x;
@@ -10190,7 +10190,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c24__en;
   wire pe_r30_c24__first;
   wire pe_r30_c24__load;
-  wire [79:0] pe_r30_c24__load_terms;
+  wire [47:0] pe_r30_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c24__step;
   wire [31:0] pe_r30_c24__x;
@@ -10198,7 +10198,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c25__en;
   wire pe_r30_c25__first;
   wire pe_r30_c25__load;
-  wire [79:0] pe_r30_c25__load_terms;
+  wire [47:0] pe_r30_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c25__step;
   wire [31:0] pe_r30_c25__x;
@@ -10206,7 +10206,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c26__en;
   wire pe_r30_c26__first;
   wire pe_r30_c26__load;
-  wire [79:0] pe_r30_c26__load_terms;
+  wire [47:0] pe_r30_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c26__step;
   wire [31:0] pe_r30_c26__x;
@@ -10214,7 +10214,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c27__en;
   wire pe_r30_c27__first;
   wire pe_r30_c27__load;
-  wire [79:0] pe_r30_c27__load_terms;
+  wire [47:0] pe_r30_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c27__step;
   wire [31:0] pe_r30_c27__x;
@@ -10222,7 +10222,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c28__en;
   wire pe_r30_c28__first;
   wire pe_r30_c28__load;
-  wire [79:0] pe_r30_c28__load_terms;
+  wire [47:0] pe_r30_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c28__step;
   wire [31:0] pe_r30_c28__x;
@@ -10230,7 +10230,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c29__en;
   wire pe_r30_c29__first;
   wire pe_r30_c29__load;
-  wire [79:0] pe_r30_c29__load_terms;
+  wire [47:0] pe_r30_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c29__step;
   wire [31:0] pe_r30_c29__x;
@@ -10238,7 +10238,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c2__en;
   wire pe_r30_c2__first;
   wire pe_r30_c2__load;
-  wire [79:0] pe_r30_c2__load_terms;
+  wire [47:0] pe_r30_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c2__step;
   wire [31:0] pe_r30_c2__x;
@@ -10246,7 +10246,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c30__en;
   wire pe_r30_c30__first;
   wire pe_r30_c30__load;
-  wire [79:0] pe_r30_c30__load_terms;
+  wire [47:0] pe_r30_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c30__step;
   wire [31:0] pe_r30_c30__x;
@@ -10254,7 +10254,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c31__en;
   wire pe_r30_c31__first;
   wire pe_r30_c31__load;
-  wire [79:0] pe_r30_c31__load_terms;
+  wire [47:0] pe_r30_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c31__step;
   wire [31:0] pe_r30_c31__x;
@@ -10262,7 +10262,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c3__en;
   wire pe_r30_c3__first;
   wire pe_r30_c3__load;
-  wire [79:0] pe_r30_c3__load_terms;
+  wire [47:0] pe_r30_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c3__step;
   wire [31:0] pe_r30_c3__x;
@@ -10270,7 +10270,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c4__en;
   wire pe_r30_c4__first;
   wire pe_r30_c4__load;
-  wire [79:0] pe_r30_c4__load_terms;
+  wire [47:0] pe_r30_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c4__step;
   wire [31:0] pe_r30_c4__x;
@@ -10278,7 +10278,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c5__en;
   wire pe_r30_c5__first;
   wire pe_r30_c5__load;
-  wire [79:0] pe_r30_c5__load_terms;
+  wire [47:0] pe_r30_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c5__step;
   wire [31:0] pe_r30_c5__x;
@@ -10286,7 +10286,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c6__en;
   wire pe_r30_c6__first;
   wire pe_r30_c6__load;
-  wire [79:0] pe_r30_c6__load_terms;
+  wire [47:0] pe_r30_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c6__step;
   wire [31:0] pe_r30_c6__x;
@@ -10294,7 +10294,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c7__en;
   wire pe_r30_c7__first;
   wire pe_r30_c7__load;
-  wire [79:0] pe_r30_c7__load_terms;
+  wire [47:0] pe_r30_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c7__step;
   wire [31:0] pe_r30_c7__x;
@@ -10302,7 +10302,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c8__en;
   wire pe_r30_c8__first;
   wire pe_r30_c8__load;
-  wire [79:0] pe_r30_c8__load_terms;
+  wire [47:0] pe_r30_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c8__step;
   wire [31:0] pe_r30_c8__x;
@@ -10310,7 +10310,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r30_c9__en;
   wire pe_r30_c9__first;
   wire pe_r30_c9__load;
-  wire [79:0] pe_r30_c9__load_terms;
+  wire [47:0] pe_r30_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r30_c9__step;
   wire [31:0] pe_r30_c9__x;
@@ -10318,7 +10318,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c0__en;
   wire pe_r31_c0__first;
   wire pe_r31_c0__load;
-  wire [79:0] pe_r31_c0__load_terms;
+  wire [47:0] pe_r31_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c0__step;
   wire [31:0] pe_r31_c0__x;
@@ -10326,7 +10326,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c10__en;
   wire pe_r31_c10__first;
   wire pe_r31_c10__load;
-  wire [79:0] pe_r31_c10__load_terms;
+  wire [47:0] pe_r31_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c10__step;
   wire [31:0] pe_r31_c10__x;
@@ -10334,7 +10334,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c11__en;
   wire pe_r31_c11__first;
   wire pe_r31_c11__load;
-  wire [79:0] pe_r31_c11__load_terms;
+  wire [47:0] pe_r31_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c11__step;
   wire [31:0] pe_r31_c11__x;
@@ -10342,7 +10342,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c12__en;
   wire pe_r31_c12__first;
   wire pe_r31_c12__load;
-  wire [79:0] pe_r31_c12__load_terms;
+  wire [47:0] pe_r31_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c12__step;
   wire [31:0] pe_r31_c12__x;
@@ -10350,7 +10350,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c13__en;
   wire pe_r31_c13__first;
   wire pe_r31_c13__load;
-  wire [79:0] pe_r31_c13__load_terms;
+  wire [47:0] pe_r31_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c13__step;
   wire [31:0] pe_r31_c13__x;
@@ -10358,7 +10358,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c14__en;
   wire pe_r31_c14__first;
   wire pe_r31_c14__load;
-  wire [79:0] pe_r31_c14__load_terms;
+  wire [47:0] pe_r31_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c14__step;
   wire [31:0] pe_r31_c14__x;
@@ -10366,7 +10366,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c15__en;
   wire pe_r31_c15__first;
   wire pe_r31_c15__load;
-  wire [79:0] pe_r31_c15__load_terms;
+  wire [47:0] pe_r31_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c15__step;
   wire [31:0] pe_r31_c15__x;
@@ -10374,7 +10374,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c16__en;
   wire pe_r31_c16__first;
   wire pe_r31_c16__load;
-  wire [79:0] pe_r31_c16__load_terms;
+  wire [47:0] pe_r31_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c16__step;
   wire [31:0] pe_r31_c16__x;
@@ -10382,7 +10382,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c17__en;
   wire pe_r31_c17__first;
   wire pe_r31_c17__load;
-  wire [79:0] pe_r31_c17__load_terms;
+  wire [47:0] pe_r31_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c17__step;
   wire [31:0] pe_r31_c17__x;
@@ -10390,7 +10390,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c18__en;
   wire pe_r31_c18__first;
   wire pe_r31_c18__load;
-  wire [79:0] pe_r31_c18__load_terms;
+  wire [47:0] pe_r31_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c18__step;
   wire [31:0] pe_r31_c18__x;
@@ -10398,7 +10398,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c19__en;
   wire pe_r31_c19__first;
   wire pe_r31_c19__load;
-  wire [79:0] pe_r31_c19__load_terms;
+  wire [47:0] pe_r31_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c19__step;
   wire [31:0] pe_r31_c19__x;
@@ -10406,7 +10406,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c1__en;
   wire pe_r31_c1__first;
   wire pe_r31_c1__load;
-  wire [79:0] pe_r31_c1__load_terms;
+  wire [47:0] pe_r31_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c1__step;
   wire [31:0] pe_r31_c1__x;
@@ -10414,7 +10414,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c20__en;
   wire pe_r31_c20__first;
   wire pe_r31_c20__load;
-  wire [79:0] pe_r31_c20__load_terms;
+  wire [47:0] pe_r31_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c20__step;
   wire [31:0] pe_r31_c20__x;
@@ -10422,7 +10422,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c21__en;
   wire pe_r31_c21__first;
   wire pe_r31_c21__load;
-  wire [79:0] pe_r31_c21__load_terms;
+  wire [47:0] pe_r31_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c21__step;
   wire [31:0] pe_r31_c21__x;
@@ -10430,7 +10430,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c22__en;
   wire pe_r31_c22__first;
   wire pe_r31_c22__load;
-  wire [79:0] pe_r31_c22__load_terms;
+  wire [47:0] pe_r31_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c22__step;
   wire [31:0] pe_r31_c22__x;
@@ -10438,7 +10438,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c23__en;
   wire pe_r31_c23__first;
   wire pe_r31_c23__load;
-  wire [79:0] pe_r31_c23__load_terms;
+  wire [47:0] pe_r31_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c23__step;
   wire [31:0] pe_r31_c23__x;
@@ -10446,7 +10446,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c24__en;
   wire pe_r31_c24__first;
   wire pe_r31_c24__load;
-  wire [79:0] pe_r31_c24__load_terms;
+  wire [47:0] pe_r31_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c24__step;
   wire [31:0] pe_r31_c24__x;
@@ -10454,7 +10454,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c25__en;
   wire pe_r31_c25__first;
   wire pe_r31_c25__load;
-  wire [79:0] pe_r31_c25__load_terms;
+  wire [47:0] pe_r31_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c25__step;
   wire [31:0] pe_r31_c25__x;
@@ -10462,7 +10462,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c26__en;
   wire pe_r31_c26__first;
   wire pe_r31_c26__load;
-  wire [79:0] pe_r31_c26__load_terms;
+  wire [47:0] pe_r31_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c26__step;
   wire [31:0] pe_r31_c26__x;
@@ -10470,7 +10470,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c27__en;
   wire pe_r31_c27__first;
   wire pe_r31_c27__load;
-  wire [79:0] pe_r31_c27__load_terms;
+  wire [47:0] pe_r31_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c27__step;
   wire [31:0] pe_r31_c27__x;
@@ -10478,7 +10478,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c28__en;
   wire pe_r31_c28__first;
   wire pe_r31_c28__load;
-  wire [79:0] pe_r31_c28__load_terms;
+  wire [47:0] pe_r31_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c28__step;
   wire [31:0] pe_r31_c28__x;
@@ -10486,7 +10486,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c29__en;
   wire pe_r31_c29__first;
   wire pe_r31_c29__load;
-  wire [79:0] pe_r31_c29__load_terms;
+  wire [47:0] pe_r31_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c29__step;
   wire [31:0] pe_r31_c29__x;
@@ -10494,7 +10494,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c2__en;
   wire pe_r31_c2__first;
   wire pe_r31_c2__load;
-  wire [79:0] pe_r31_c2__load_terms;
+  wire [47:0] pe_r31_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c2__step;
   wire [31:0] pe_r31_c2__x;
@@ -10502,7 +10502,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c30__en;
   wire pe_r31_c30__first;
   wire pe_r31_c30__load;
-  wire [79:0] pe_r31_c30__load_terms;
+  wire [47:0] pe_r31_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c30__step;
   wire [31:0] pe_r31_c30__x;
@@ -10510,7 +10510,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c31__en;
   wire pe_r31_c31__first;
   wire pe_r31_c31__load;
-  wire [79:0] pe_r31_c31__load_terms;
+  wire [47:0] pe_r31_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c31__step;
   wire [31:0] pe_r31_c31__x;
@@ -10518,7 +10518,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c3__en;
   wire pe_r31_c3__first;
   wire pe_r31_c3__load;
-  wire [79:0] pe_r31_c3__load_terms;
+  wire [47:0] pe_r31_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c3__step;
   wire [31:0] pe_r31_c3__x;
@@ -10526,7 +10526,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c4__en;
   wire pe_r31_c4__first;
   wire pe_r31_c4__load;
-  wire [79:0] pe_r31_c4__load_terms;
+  wire [47:0] pe_r31_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c4__step;
   wire [31:0] pe_r31_c4__x;
@@ -10534,7 +10534,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c5__en;
   wire pe_r31_c5__first;
   wire pe_r31_c5__load;
-  wire [79:0] pe_r31_c5__load_terms;
+  wire [47:0] pe_r31_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c5__step;
   wire [31:0] pe_r31_c5__x;
@@ -10542,7 +10542,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c6__en;
   wire pe_r31_c6__first;
   wire pe_r31_c6__load;
-  wire [79:0] pe_r31_c6__load_terms;
+  wire [47:0] pe_r31_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c6__step;
   wire [31:0] pe_r31_c6__x;
@@ -10550,7 +10550,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c7__en;
   wire pe_r31_c7__first;
   wire pe_r31_c7__load;
-  wire [79:0] pe_r31_c7__load_terms;
+  wire [47:0] pe_r31_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c7__step;
   wire [31:0] pe_r31_c7__x;
@@ -10558,7 +10558,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c8__en;
   wire pe_r31_c8__first;
   wire pe_r31_c8__load;
-  wire [79:0] pe_r31_c8__load_terms;
+  wire [47:0] pe_r31_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c8__step;
   wire [31:0] pe_r31_c8__x;
@@ -10566,7 +10566,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r31_c9__en;
   wire pe_r31_c9__first;
   wire pe_r31_c9__load;
-  wire [79:0] pe_r31_c9__load_terms;
+  wire [47:0] pe_r31_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r31_c9__step;
   wire [31:0] pe_r31_c9__x;
@@ -10574,7 +10574,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c0__en;
   wire pe_r3_c0__first;
   wire pe_r3_c0__load;
-  wire [79:0] pe_r3_c0__load_terms;
+  wire [47:0] pe_r3_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c0__step;
   wire [31:0] pe_r3_c0__x;
@@ -10582,7 +10582,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c10__en;
   wire pe_r3_c10__first;
   wire pe_r3_c10__load;
-  wire [79:0] pe_r3_c10__load_terms;
+  wire [47:0] pe_r3_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c10__step;
   wire [31:0] pe_r3_c10__x;
@@ -10590,7 +10590,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c11__en;
   wire pe_r3_c11__first;
   wire pe_r3_c11__load;
-  wire [79:0] pe_r3_c11__load_terms;
+  wire [47:0] pe_r3_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c11__step;
   wire [31:0] pe_r3_c11__x;
@@ -10598,7 +10598,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c12__en;
   wire pe_r3_c12__first;
   wire pe_r3_c12__load;
-  wire [79:0] pe_r3_c12__load_terms;
+  wire [47:0] pe_r3_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c12__step;
   wire [31:0] pe_r3_c12__x;
@@ -10606,7 +10606,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c13__en;
   wire pe_r3_c13__first;
   wire pe_r3_c13__load;
-  wire [79:0] pe_r3_c13__load_terms;
+  wire [47:0] pe_r3_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c13__step;
   wire [31:0] pe_r3_c13__x;
@@ -10614,7 +10614,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c14__en;
   wire pe_r3_c14__first;
   wire pe_r3_c14__load;
-  wire [79:0] pe_r3_c14__load_terms;
+  wire [47:0] pe_r3_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c14__step;
   wire [31:0] pe_r3_c14__x;
@@ -10622,7 +10622,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c15__en;
   wire pe_r3_c15__first;
   wire pe_r3_c15__load;
-  wire [79:0] pe_r3_c15__load_terms;
+  wire [47:0] pe_r3_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c15__step;
   wire [31:0] pe_r3_c15__x;
@@ -10630,7 +10630,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c16__en;
   wire pe_r3_c16__first;
   wire pe_r3_c16__load;
-  wire [79:0] pe_r3_c16__load_terms;
+  wire [47:0] pe_r3_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c16__step;
   wire [31:0] pe_r3_c16__x;
@@ -10638,7 +10638,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c17__en;
   wire pe_r3_c17__first;
   wire pe_r3_c17__load;
-  wire [79:0] pe_r3_c17__load_terms;
+  wire [47:0] pe_r3_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c17__step;
   wire [31:0] pe_r3_c17__x;
@@ -10646,7 +10646,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c18__en;
   wire pe_r3_c18__first;
   wire pe_r3_c18__load;
-  wire [79:0] pe_r3_c18__load_terms;
+  wire [47:0] pe_r3_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c18__step;
   wire [31:0] pe_r3_c18__x;
@@ -10654,7 +10654,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c19__en;
   wire pe_r3_c19__first;
   wire pe_r3_c19__load;
-  wire [79:0] pe_r3_c19__load_terms;
+  wire [47:0] pe_r3_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c19__step;
   wire [31:0] pe_r3_c19__x;
@@ -10662,7 +10662,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c1__en;
   wire pe_r3_c1__first;
   wire pe_r3_c1__load;
-  wire [79:0] pe_r3_c1__load_terms;
+  wire [47:0] pe_r3_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c1__step;
   wire [31:0] pe_r3_c1__x;
@@ -10670,7 +10670,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c20__en;
   wire pe_r3_c20__first;
   wire pe_r3_c20__load;
-  wire [79:0] pe_r3_c20__load_terms;
+  wire [47:0] pe_r3_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c20__step;
   wire [31:0] pe_r3_c20__x;
@@ -10678,7 +10678,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c21__en;
   wire pe_r3_c21__first;
   wire pe_r3_c21__load;
-  wire [79:0] pe_r3_c21__load_terms;
+  wire [47:0] pe_r3_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c21__step;
   wire [31:0] pe_r3_c21__x;
@@ -10686,7 +10686,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c22__en;
   wire pe_r3_c22__first;
   wire pe_r3_c22__load;
-  wire [79:0] pe_r3_c22__load_terms;
+  wire [47:0] pe_r3_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c22__step;
   wire [31:0] pe_r3_c22__x;
@@ -10694,7 +10694,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c23__en;
   wire pe_r3_c23__first;
   wire pe_r3_c23__load;
-  wire [79:0] pe_r3_c23__load_terms;
+  wire [47:0] pe_r3_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c23__step;
   wire [31:0] pe_r3_c23__x;
@@ -10702,7 +10702,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c24__en;
   wire pe_r3_c24__first;
   wire pe_r3_c24__load;
-  wire [79:0] pe_r3_c24__load_terms;
+  wire [47:0] pe_r3_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c24__step;
   wire [31:0] pe_r3_c24__x;
@@ -10710,7 +10710,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c25__en;
   wire pe_r3_c25__first;
   wire pe_r3_c25__load;
-  wire [79:0] pe_r3_c25__load_terms;
+  wire [47:0] pe_r3_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c25__step;
   wire [31:0] pe_r3_c25__x;
@@ -10718,7 +10718,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c26__en;
   wire pe_r3_c26__first;
   wire pe_r3_c26__load;
-  wire [79:0] pe_r3_c26__load_terms;
+  wire [47:0] pe_r3_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c26__step;
   wire [31:0] pe_r3_c26__x;
@@ -10726,7 +10726,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c27__en;
   wire pe_r3_c27__first;
   wire pe_r3_c27__load;
-  wire [79:0] pe_r3_c27__load_terms;
+  wire [47:0] pe_r3_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c27__step;
   wire [31:0] pe_r3_c27__x;
@@ -10734,7 +10734,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c28__en;
   wire pe_r3_c28__first;
   wire pe_r3_c28__load;
-  wire [79:0] pe_r3_c28__load_terms;
+  wire [47:0] pe_r3_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c28__step;
   wire [31:0] pe_r3_c28__x;
@@ -10742,7 +10742,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c29__en;
   wire pe_r3_c29__first;
   wire pe_r3_c29__load;
-  wire [79:0] pe_r3_c29__load_terms;
+  wire [47:0] pe_r3_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c29__step;
   wire [31:0] pe_r3_c29__x;
@@ -10750,7 +10750,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c2__en;
   wire pe_r3_c2__first;
   wire pe_r3_c2__load;
-  wire [79:0] pe_r3_c2__load_terms;
+  wire [47:0] pe_r3_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c2__step;
   wire [31:0] pe_r3_c2__x;
@@ -10758,7 +10758,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c30__en;
   wire pe_r3_c30__first;
   wire pe_r3_c30__load;
-  wire [79:0] pe_r3_c30__load_terms;
+  wire [47:0] pe_r3_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c30__step;
   wire [31:0] pe_r3_c30__x;
@@ -10766,7 +10766,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c31__en;
   wire pe_r3_c31__first;
   wire pe_r3_c31__load;
-  wire [79:0] pe_r3_c31__load_terms;
+  wire [47:0] pe_r3_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c31__step;
   wire [31:0] pe_r3_c31__x;
@@ -10774,7 +10774,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c3__en;
   wire pe_r3_c3__first;
   wire pe_r3_c3__load;
-  wire [79:0] pe_r3_c3__load_terms;
+  wire [47:0] pe_r3_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c3__step;
   wire [31:0] pe_r3_c3__x;
@@ -10782,7 +10782,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c4__en;
   wire pe_r3_c4__first;
   wire pe_r3_c4__load;
-  wire [79:0] pe_r3_c4__load_terms;
+  wire [47:0] pe_r3_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c4__step;
   wire [31:0] pe_r3_c4__x;
@@ -10790,7 +10790,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c5__en;
   wire pe_r3_c5__first;
   wire pe_r3_c5__load;
-  wire [79:0] pe_r3_c5__load_terms;
+  wire [47:0] pe_r3_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c5__step;
   wire [31:0] pe_r3_c5__x;
@@ -10798,7 +10798,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c6__en;
   wire pe_r3_c6__first;
   wire pe_r3_c6__load;
-  wire [79:0] pe_r3_c6__load_terms;
+  wire [47:0] pe_r3_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c6__step;
   wire [31:0] pe_r3_c6__x;
@@ -10806,7 +10806,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c7__en;
   wire pe_r3_c7__first;
   wire pe_r3_c7__load;
-  wire [79:0] pe_r3_c7__load_terms;
+  wire [47:0] pe_r3_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c7__step;
   wire [31:0] pe_r3_c7__x;
@@ -10814,7 +10814,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c8__en;
   wire pe_r3_c8__first;
   wire pe_r3_c8__load;
-  wire [79:0] pe_r3_c8__load_terms;
+  wire [47:0] pe_r3_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c8__step;
   wire [31:0] pe_r3_c8__x;
@@ -10822,7 +10822,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r3_c9__en;
   wire pe_r3_c9__first;
   wire pe_r3_c9__load;
-  wire [79:0] pe_r3_c9__load_terms;
+  wire [47:0] pe_r3_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r3_c9__step;
   wire [31:0] pe_r3_c9__x;
@@ -10830,7 +10830,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c0__en;
   wire pe_r4_c0__first;
   wire pe_r4_c0__load;
-  wire [79:0] pe_r4_c0__load_terms;
+  wire [47:0] pe_r4_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c0__step;
   wire [31:0] pe_r4_c0__x;
@@ -10838,7 +10838,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c10__en;
   wire pe_r4_c10__first;
   wire pe_r4_c10__load;
-  wire [79:0] pe_r4_c10__load_terms;
+  wire [47:0] pe_r4_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c10__step;
   wire [31:0] pe_r4_c10__x;
@@ -10846,7 +10846,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c11__en;
   wire pe_r4_c11__first;
   wire pe_r4_c11__load;
-  wire [79:0] pe_r4_c11__load_terms;
+  wire [47:0] pe_r4_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c11__step;
   wire [31:0] pe_r4_c11__x;
@@ -10854,7 +10854,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c12__en;
   wire pe_r4_c12__first;
   wire pe_r4_c12__load;
-  wire [79:0] pe_r4_c12__load_terms;
+  wire [47:0] pe_r4_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c12__step;
   wire [31:0] pe_r4_c12__x;
@@ -10862,7 +10862,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c13__en;
   wire pe_r4_c13__first;
   wire pe_r4_c13__load;
-  wire [79:0] pe_r4_c13__load_terms;
+  wire [47:0] pe_r4_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c13__step;
   wire [31:0] pe_r4_c13__x;
@@ -10870,7 +10870,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c14__en;
   wire pe_r4_c14__first;
   wire pe_r4_c14__load;
-  wire [79:0] pe_r4_c14__load_terms;
+  wire [47:0] pe_r4_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c14__step;
   wire [31:0] pe_r4_c14__x;
@@ -10878,7 +10878,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c15__en;
   wire pe_r4_c15__first;
   wire pe_r4_c15__load;
-  wire [79:0] pe_r4_c15__load_terms;
+  wire [47:0] pe_r4_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c15__step;
   wire [31:0] pe_r4_c15__x;
@@ -10886,7 +10886,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c16__en;
   wire pe_r4_c16__first;
   wire pe_r4_c16__load;
-  wire [79:0] pe_r4_c16__load_terms;
+  wire [47:0] pe_r4_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c16__step;
   wire [31:0] pe_r4_c16__x;
@@ -10894,7 +10894,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c17__en;
   wire pe_r4_c17__first;
   wire pe_r4_c17__load;
-  wire [79:0] pe_r4_c17__load_terms;
+  wire [47:0] pe_r4_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c17__step;
   wire [31:0] pe_r4_c17__x;
@@ -10902,7 +10902,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c18__en;
   wire pe_r4_c18__first;
   wire pe_r4_c18__load;
-  wire [79:0] pe_r4_c18__load_terms;
+  wire [47:0] pe_r4_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c18__step;
   wire [31:0] pe_r4_c18__x;
@@ -10910,7 +10910,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c19__en;
   wire pe_r4_c19__first;
   wire pe_r4_c19__load;
-  wire [79:0] pe_r4_c19__load_terms;
+  wire [47:0] pe_r4_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c19__step;
   wire [31:0] pe_r4_c19__x;
@@ -10918,7 +10918,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c1__en;
   wire pe_r4_c1__first;
   wire pe_r4_c1__load;
-  wire [79:0] pe_r4_c1__load_terms;
+  wire [47:0] pe_r4_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c1__step;
   wire [31:0] pe_r4_c1__x;
@@ -10926,7 +10926,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c20__en;
   wire pe_r4_c20__first;
   wire pe_r4_c20__load;
-  wire [79:0] pe_r4_c20__load_terms;
+  wire [47:0] pe_r4_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c20__step;
   wire [31:0] pe_r4_c20__x;
@@ -10934,7 +10934,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c21__en;
   wire pe_r4_c21__first;
   wire pe_r4_c21__load;
-  wire [79:0] pe_r4_c21__load_terms;
+  wire [47:0] pe_r4_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c21__step;
   wire [31:0] pe_r4_c21__x;
@@ -10942,7 +10942,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c22__en;
   wire pe_r4_c22__first;
   wire pe_r4_c22__load;
-  wire [79:0] pe_r4_c22__load_terms;
+  wire [47:0] pe_r4_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c22__step;
   wire [31:0] pe_r4_c22__x;
@@ -10950,7 +10950,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c23__en;
   wire pe_r4_c23__first;
   wire pe_r4_c23__load;
-  wire [79:0] pe_r4_c23__load_terms;
+  wire [47:0] pe_r4_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c23__step;
   wire [31:0] pe_r4_c23__x;
@@ -10958,7 +10958,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c24__en;
   wire pe_r4_c24__first;
   wire pe_r4_c24__load;
-  wire [79:0] pe_r4_c24__load_terms;
+  wire [47:0] pe_r4_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c24__step;
   wire [31:0] pe_r4_c24__x;
@@ -10966,7 +10966,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c25__en;
   wire pe_r4_c25__first;
   wire pe_r4_c25__load;
-  wire [79:0] pe_r4_c25__load_terms;
+  wire [47:0] pe_r4_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c25__step;
   wire [31:0] pe_r4_c25__x;
@@ -10974,7 +10974,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c26__en;
   wire pe_r4_c26__first;
   wire pe_r4_c26__load;
-  wire [79:0] pe_r4_c26__load_terms;
+  wire [47:0] pe_r4_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c26__step;
   wire [31:0] pe_r4_c26__x;
@@ -10982,7 +10982,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c27__en;
   wire pe_r4_c27__first;
   wire pe_r4_c27__load;
-  wire [79:0] pe_r4_c27__load_terms;
+  wire [47:0] pe_r4_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c27__step;
   wire [31:0] pe_r4_c27__x;
@@ -10990,7 +10990,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c28__en;
   wire pe_r4_c28__first;
   wire pe_r4_c28__load;
-  wire [79:0] pe_r4_c28__load_terms;
+  wire [47:0] pe_r4_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c28__step;
   wire [31:0] pe_r4_c28__x;
@@ -10998,7 +10998,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c29__en;
   wire pe_r4_c29__first;
   wire pe_r4_c29__load;
-  wire [79:0] pe_r4_c29__load_terms;
+  wire [47:0] pe_r4_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c29__step;
   wire [31:0] pe_r4_c29__x;
@@ -11006,7 +11006,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c2__en;
   wire pe_r4_c2__first;
   wire pe_r4_c2__load;
-  wire [79:0] pe_r4_c2__load_terms;
+  wire [47:0] pe_r4_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c2__step;
   wire [31:0] pe_r4_c2__x;
@@ -11014,7 +11014,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c30__en;
   wire pe_r4_c30__first;
   wire pe_r4_c30__load;
-  wire [79:0] pe_r4_c30__load_terms;
+  wire [47:0] pe_r4_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c30__step;
   wire [31:0] pe_r4_c30__x;
@@ -11022,7 +11022,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c31__en;
   wire pe_r4_c31__first;
   wire pe_r4_c31__load;
-  wire [79:0] pe_r4_c31__load_terms;
+  wire [47:0] pe_r4_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c31__step;
   wire [31:0] pe_r4_c31__x;
@@ -11030,7 +11030,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c3__en;
   wire pe_r4_c3__first;
   wire pe_r4_c3__load;
-  wire [79:0] pe_r4_c3__load_terms;
+  wire [47:0] pe_r4_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c3__step;
   wire [31:0] pe_r4_c3__x;
@@ -11038,7 +11038,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c4__en;
   wire pe_r4_c4__first;
   wire pe_r4_c4__load;
-  wire [79:0] pe_r4_c4__load_terms;
+  wire [47:0] pe_r4_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c4__step;
   wire [31:0] pe_r4_c4__x;
@@ -11046,7 +11046,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c5__en;
   wire pe_r4_c5__first;
   wire pe_r4_c5__load;
-  wire [79:0] pe_r4_c5__load_terms;
+  wire [47:0] pe_r4_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c5__step;
   wire [31:0] pe_r4_c5__x;
@@ -11054,7 +11054,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c6__en;
   wire pe_r4_c6__first;
   wire pe_r4_c6__load;
-  wire [79:0] pe_r4_c6__load_terms;
+  wire [47:0] pe_r4_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c6__step;
   wire [31:0] pe_r4_c6__x;
@@ -11062,7 +11062,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c7__en;
   wire pe_r4_c7__first;
   wire pe_r4_c7__load;
-  wire [79:0] pe_r4_c7__load_terms;
+  wire [47:0] pe_r4_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c7__step;
   wire [31:0] pe_r4_c7__x;
@@ -11070,7 +11070,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c8__en;
   wire pe_r4_c8__first;
   wire pe_r4_c8__load;
-  wire [79:0] pe_r4_c8__load_terms;
+  wire [47:0] pe_r4_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c8__step;
   wire [31:0] pe_r4_c8__x;
@@ -11078,7 +11078,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r4_c9__en;
   wire pe_r4_c9__first;
   wire pe_r4_c9__load;
-  wire [79:0] pe_r4_c9__load_terms;
+  wire [47:0] pe_r4_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r4_c9__step;
   wire [31:0] pe_r4_c9__x;
@@ -11086,7 +11086,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c0__en;
   wire pe_r5_c0__first;
   wire pe_r5_c0__load;
-  wire [79:0] pe_r5_c0__load_terms;
+  wire [47:0] pe_r5_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c0__step;
   wire [31:0] pe_r5_c0__x;
@@ -11094,7 +11094,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c10__en;
   wire pe_r5_c10__first;
   wire pe_r5_c10__load;
-  wire [79:0] pe_r5_c10__load_terms;
+  wire [47:0] pe_r5_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c10__step;
   wire [31:0] pe_r5_c10__x;
@@ -11102,7 +11102,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c11__en;
   wire pe_r5_c11__first;
   wire pe_r5_c11__load;
-  wire [79:0] pe_r5_c11__load_terms;
+  wire [47:0] pe_r5_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c11__step;
   wire [31:0] pe_r5_c11__x;
@@ -11110,7 +11110,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c12__en;
   wire pe_r5_c12__first;
   wire pe_r5_c12__load;
-  wire [79:0] pe_r5_c12__load_terms;
+  wire [47:0] pe_r5_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c12__step;
   wire [31:0] pe_r5_c12__x;
@@ -11118,7 +11118,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c13__en;
   wire pe_r5_c13__first;
   wire pe_r5_c13__load;
-  wire [79:0] pe_r5_c13__load_terms;
+  wire [47:0] pe_r5_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c13__step;
   wire [31:0] pe_r5_c13__x;
@@ -11126,7 +11126,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c14__en;
   wire pe_r5_c14__first;
   wire pe_r5_c14__load;
-  wire [79:0] pe_r5_c14__load_terms;
+  wire [47:0] pe_r5_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c14__step;
   wire [31:0] pe_r5_c14__x;
@@ -11134,7 +11134,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c15__en;
   wire pe_r5_c15__first;
   wire pe_r5_c15__load;
-  wire [79:0] pe_r5_c15__load_terms;
+  wire [47:0] pe_r5_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c15__step;
   wire [31:0] pe_r5_c15__x;
@@ -11142,7 +11142,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c16__en;
   wire pe_r5_c16__first;
   wire pe_r5_c16__load;
-  wire [79:0] pe_r5_c16__load_terms;
+  wire [47:0] pe_r5_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c16__step;
   wire [31:0] pe_r5_c16__x;
@@ -11150,7 +11150,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c17__en;
   wire pe_r5_c17__first;
   wire pe_r5_c17__load;
-  wire [79:0] pe_r5_c17__load_terms;
+  wire [47:0] pe_r5_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c17__step;
   wire [31:0] pe_r5_c17__x;
@@ -11158,7 +11158,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c18__en;
   wire pe_r5_c18__first;
   wire pe_r5_c18__load;
-  wire [79:0] pe_r5_c18__load_terms;
+  wire [47:0] pe_r5_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c18__step;
   wire [31:0] pe_r5_c18__x;
@@ -11166,7 +11166,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c19__en;
   wire pe_r5_c19__first;
   wire pe_r5_c19__load;
-  wire [79:0] pe_r5_c19__load_terms;
+  wire [47:0] pe_r5_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c19__step;
   wire [31:0] pe_r5_c19__x;
@@ -11174,7 +11174,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c1__en;
   wire pe_r5_c1__first;
   wire pe_r5_c1__load;
-  wire [79:0] pe_r5_c1__load_terms;
+  wire [47:0] pe_r5_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c1__step;
   wire [31:0] pe_r5_c1__x;
@@ -11182,7 +11182,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c20__en;
   wire pe_r5_c20__first;
   wire pe_r5_c20__load;
-  wire [79:0] pe_r5_c20__load_terms;
+  wire [47:0] pe_r5_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c20__step;
   wire [31:0] pe_r5_c20__x;
@@ -11190,7 +11190,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c21__en;
   wire pe_r5_c21__first;
   wire pe_r5_c21__load;
-  wire [79:0] pe_r5_c21__load_terms;
+  wire [47:0] pe_r5_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c21__step;
   wire [31:0] pe_r5_c21__x;
@@ -11198,7 +11198,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c22__en;
   wire pe_r5_c22__first;
   wire pe_r5_c22__load;
-  wire [79:0] pe_r5_c22__load_terms;
+  wire [47:0] pe_r5_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c22__step;
   wire [31:0] pe_r5_c22__x;
@@ -11206,7 +11206,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c23__en;
   wire pe_r5_c23__first;
   wire pe_r5_c23__load;
-  wire [79:0] pe_r5_c23__load_terms;
+  wire [47:0] pe_r5_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c23__step;
   wire [31:0] pe_r5_c23__x;
@@ -11214,7 +11214,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c24__en;
   wire pe_r5_c24__first;
   wire pe_r5_c24__load;
-  wire [79:0] pe_r5_c24__load_terms;
+  wire [47:0] pe_r5_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c24__step;
   wire [31:0] pe_r5_c24__x;
@@ -11222,7 +11222,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c25__en;
   wire pe_r5_c25__first;
   wire pe_r5_c25__load;
-  wire [79:0] pe_r5_c25__load_terms;
+  wire [47:0] pe_r5_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c25__step;
   wire [31:0] pe_r5_c25__x;
@@ -11230,7 +11230,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c26__en;
   wire pe_r5_c26__first;
   wire pe_r5_c26__load;
-  wire [79:0] pe_r5_c26__load_terms;
+  wire [47:0] pe_r5_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c26__step;
   wire [31:0] pe_r5_c26__x;
@@ -11238,7 +11238,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c27__en;
   wire pe_r5_c27__first;
   wire pe_r5_c27__load;
-  wire [79:0] pe_r5_c27__load_terms;
+  wire [47:0] pe_r5_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c27__step;
   wire [31:0] pe_r5_c27__x;
@@ -11246,7 +11246,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c28__en;
   wire pe_r5_c28__first;
   wire pe_r5_c28__load;
-  wire [79:0] pe_r5_c28__load_terms;
+  wire [47:0] pe_r5_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c28__step;
   wire [31:0] pe_r5_c28__x;
@@ -11254,7 +11254,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c29__en;
   wire pe_r5_c29__first;
   wire pe_r5_c29__load;
-  wire [79:0] pe_r5_c29__load_terms;
+  wire [47:0] pe_r5_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c29__step;
   wire [31:0] pe_r5_c29__x;
@@ -11262,7 +11262,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c2__en;
   wire pe_r5_c2__first;
   wire pe_r5_c2__load;
-  wire [79:0] pe_r5_c2__load_terms;
+  wire [47:0] pe_r5_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c2__step;
   wire [31:0] pe_r5_c2__x;
@@ -11270,7 +11270,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c30__en;
   wire pe_r5_c30__first;
   wire pe_r5_c30__load;
-  wire [79:0] pe_r5_c30__load_terms;
+  wire [47:0] pe_r5_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c30__step;
   wire [31:0] pe_r5_c30__x;
@@ -11278,7 +11278,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c31__en;
   wire pe_r5_c31__first;
   wire pe_r5_c31__load;
-  wire [79:0] pe_r5_c31__load_terms;
+  wire [47:0] pe_r5_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c31__step;
   wire [31:0] pe_r5_c31__x;
@@ -11286,7 +11286,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c3__en;
   wire pe_r5_c3__first;
   wire pe_r5_c3__load;
-  wire [79:0] pe_r5_c3__load_terms;
+  wire [47:0] pe_r5_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c3__step;
   wire [31:0] pe_r5_c3__x;
@@ -11294,7 +11294,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c4__en;
   wire pe_r5_c4__first;
   wire pe_r5_c4__load;
-  wire [79:0] pe_r5_c4__load_terms;
+  wire [47:0] pe_r5_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c4__step;
   wire [31:0] pe_r5_c4__x;
@@ -11302,7 +11302,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c5__en;
   wire pe_r5_c5__first;
   wire pe_r5_c5__load;
-  wire [79:0] pe_r5_c5__load_terms;
+  wire [47:0] pe_r5_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c5__step;
   wire [31:0] pe_r5_c5__x;
@@ -11310,7 +11310,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c6__en;
   wire pe_r5_c6__first;
   wire pe_r5_c6__load;
-  wire [79:0] pe_r5_c6__load_terms;
+  wire [47:0] pe_r5_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c6__step;
   wire [31:0] pe_r5_c6__x;
@@ -11318,7 +11318,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c7__en;
   wire pe_r5_c7__first;
   wire pe_r5_c7__load;
-  wire [79:0] pe_r5_c7__load_terms;
+  wire [47:0] pe_r5_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c7__step;
   wire [31:0] pe_r5_c7__x;
@@ -11326,7 +11326,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c8__en;
   wire pe_r5_c8__first;
   wire pe_r5_c8__load;
-  wire [79:0] pe_r5_c8__load_terms;
+  wire [47:0] pe_r5_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c8__step;
   wire [31:0] pe_r5_c8__x;
@@ -11334,7 +11334,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r5_c9__en;
   wire pe_r5_c9__first;
   wire pe_r5_c9__load;
-  wire [79:0] pe_r5_c9__load_terms;
+  wire [47:0] pe_r5_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r5_c9__step;
   wire [31:0] pe_r5_c9__x;
@@ -11342,7 +11342,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c0__en;
   wire pe_r6_c0__first;
   wire pe_r6_c0__load;
-  wire [79:0] pe_r6_c0__load_terms;
+  wire [47:0] pe_r6_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c0__step;
   wire [31:0] pe_r6_c0__x;
@@ -11350,7 +11350,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c10__en;
   wire pe_r6_c10__first;
   wire pe_r6_c10__load;
-  wire [79:0] pe_r6_c10__load_terms;
+  wire [47:0] pe_r6_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c10__step;
   wire [31:0] pe_r6_c10__x;
@@ -11358,7 +11358,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c11__en;
   wire pe_r6_c11__first;
   wire pe_r6_c11__load;
-  wire [79:0] pe_r6_c11__load_terms;
+  wire [47:0] pe_r6_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c11__step;
   wire [31:0] pe_r6_c11__x;
@@ -11366,7 +11366,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c12__en;
   wire pe_r6_c12__first;
   wire pe_r6_c12__load;
-  wire [79:0] pe_r6_c12__load_terms;
+  wire [47:0] pe_r6_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c12__step;
   wire [31:0] pe_r6_c12__x;
@@ -11374,7 +11374,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c13__en;
   wire pe_r6_c13__first;
   wire pe_r6_c13__load;
-  wire [79:0] pe_r6_c13__load_terms;
+  wire [47:0] pe_r6_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c13__step;
   wire [31:0] pe_r6_c13__x;
@@ -11382,7 +11382,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c14__en;
   wire pe_r6_c14__first;
   wire pe_r6_c14__load;
-  wire [79:0] pe_r6_c14__load_terms;
+  wire [47:0] pe_r6_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c14__step;
   wire [31:0] pe_r6_c14__x;
@@ -11390,7 +11390,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c15__en;
   wire pe_r6_c15__first;
   wire pe_r6_c15__load;
-  wire [79:0] pe_r6_c15__load_terms;
+  wire [47:0] pe_r6_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c15__step;
   wire [31:0] pe_r6_c15__x;
@@ -11398,7 +11398,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c16__en;
   wire pe_r6_c16__first;
   wire pe_r6_c16__load;
-  wire [79:0] pe_r6_c16__load_terms;
+  wire [47:0] pe_r6_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c16__step;
   wire [31:0] pe_r6_c16__x;
@@ -11406,7 +11406,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c17__en;
   wire pe_r6_c17__first;
   wire pe_r6_c17__load;
-  wire [79:0] pe_r6_c17__load_terms;
+  wire [47:0] pe_r6_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c17__step;
   wire [31:0] pe_r6_c17__x;
@@ -11414,7 +11414,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c18__en;
   wire pe_r6_c18__first;
   wire pe_r6_c18__load;
-  wire [79:0] pe_r6_c18__load_terms;
+  wire [47:0] pe_r6_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c18__step;
   wire [31:0] pe_r6_c18__x;
@@ -11422,7 +11422,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c19__en;
   wire pe_r6_c19__first;
   wire pe_r6_c19__load;
-  wire [79:0] pe_r6_c19__load_terms;
+  wire [47:0] pe_r6_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c19__step;
   wire [31:0] pe_r6_c19__x;
@@ -11430,7 +11430,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c1__en;
   wire pe_r6_c1__first;
   wire pe_r6_c1__load;
-  wire [79:0] pe_r6_c1__load_terms;
+  wire [47:0] pe_r6_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c1__step;
   wire [31:0] pe_r6_c1__x;
@@ -11438,7 +11438,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c20__en;
   wire pe_r6_c20__first;
   wire pe_r6_c20__load;
-  wire [79:0] pe_r6_c20__load_terms;
+  wire [47:0] pe_r6_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c20__step;
   wire [31:0] pe_r6_c20__x;
@@ -11446,7 +11446,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c21__en;
   wire pe_r6_c21__first;
   wire pe_r6_c21__load;
-  wire [79:0] pe_r6_c21__load_terms;
+  wire [47:0] pe_r6_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c21__step;
   wire [31:0] pe_r6_c21__x;
@@ -11454,7 +11454,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c22__en;
   wire pe_r6_c22__first;
   wire pe_r6_c22__load;
-  wire [79:0] pe_r6_c22__load_terms;
+  wire [47:0] pe_r6_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c22__step;
   wire [31:0] pe_r6_c22__x;
@@ -11462,7 +11462,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c23__en;
   wire pe_r6_c23__first;
   wire pe_r6_c23__load;
-  wire [79:0] pe_r6_c23__load_terms;
+  wire [47:0] pe_r6_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c23__step;
   wire [31:0] pe_r6_c23__x;
@@ -11470,7 +11470,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c24__en;
   wire pe_r6_c24__first;
   wire pe_r6_c24__load;
-  wire [79:0] pe_r6_c24__load_terms;
+  wire [47:0] pe_r6_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c24__step;
   wire [31:0] pe_r6_c24__x;
@@ -11478,7 +11478,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c25__en;
   wire pe_r6_c25__first;
   wire pe_r6_c25__load;
-  wire [79:0] pe_r6_c25__load_terms;
+  wire [47:0] pe_r6_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c25__step;
   wire [31:0] pe_r6_c25__x;
@@ -11486,7 +11486,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c26__en;
   wire pe_r6_c26__first;
   wire pe_r6_c26__load;
-  wire [79:0] pe_r6_c26__load_terms;
+  wire [47:0] pe_r6_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c26__step;
   wire [31:0] pe_r6_c26__x;
@@ -11494,7 +11494,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c27__en;
   wire pe_r6_c27__first;
   wire pe_r6_c27__load;
-  wire [79:0] pe_r6_c27__load_terms;
+  wire [47:0] pe_r6_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c27__step;
   wire [31:0] pe_r6_c27__x;
@@ -11502,7 +11502,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c28__en;
   wire pe_r6_c28__first;
   wire pe_r6_c28__load;
-  wire [79:0] pe_r6_c28__load_terms;
+  wire [47:0] pe_r6_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c28__step;
   wire [31:0] pe_r6_c28__x;
@@ -11510,7 +11510,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c29__en;
   wire pe_r6_c29__first;
   wire pe_r6_c29__load;
-  wire [79:0] pe_r6_c29__load_terms;
+  wire [47:0] pe_r6_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c29__step;
   wire [31:0] pe_r6_c29__x;
@@ -11518,7 +11518,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c2__en;
   wire pe_r6_c2__first;
   wire pe_r6_c2__load;
-  wire [79:0] pe_r6_c2__load_terms;
+  wire [47:0] pe_r6_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c2__step;
   wire [31:0] pe_r6_c2__x;
@@ -11526,7 +11526,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c30__en;
   wire pe_r6_c30__first;
   wire pe_r6_c30__load;
-  wire [79:0] pe_r6_c30__load_terms;
+  wire [47:0] pe_r6_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c30__step;
   wire [31:0] pe_r6_c30__x;
@@ -11534,7 +11534,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c31__en;
   wire pe_r6_c31__first;
   wire pe_r6_c31__load;
-  wire [79:0] pe_r6_c31__load_terms;
+  wire [47:0] pe_r6_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c31__step;
   wire [31:0] pe_r6_c31__x;
@@ -11542,7 +11542,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c3__en;
   wire pe_r6_c3__first;
   wire pe_r6_c3__load;
-  wire [79:0] pe_r6_c3__load_terms;
+  wire [47:0] pe_r6_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c3__step;
   wire [31:0] pe_r6_c3__x;
@@ -11550,7 +11550,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c4__en;
   wire pe_r6_c4__first;
   wire pe_r6_c4__load;
-  wire [79:0] pe_r6_c4__load_terms;
+  wire [47:0] pe_r6_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c4__step;
   wire [31:0] pe_r6_c4__x;
@@ -11558,7 +11558,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c5__en;
   wire pe_r6_c5__first;
   wire pe_r6_c5__load;
-  wire [79:0] pe_r6_c5__load_terms;
+  wire [47:0] pe_r6_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c5__step;
   wire [31:0] pe_r6_c5__x;
@@ -11566,7 +11566,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c6__en;
   wire pe_r6_c6__first;
   wire pe_r6_c6__load;
-  wire [79:0] pe_r6_c6__load_terms;
+  wire [47:0] pe_r6_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c6__step;
   wire [31:0] pe_r6_c6__x;
@@ -11574,7 +11574,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c7__en;
   wire pe_r6_c7__first;
   wire pe_r6_c7__load;
-  wire [79:0] pe_r6_c7__load_terms;
+  wire [47:0] pe_r6_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c7__step;
   wire [31:0] pe_r6_c7__x;
@@ -11582,7 +11582,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c8__en;
   wire pe_r6_c8__first;
   wire pe_r6_c8__load;
-  wire [79:0] pe_r6_c8__load_terms;
+  wire [47:0] pe_r6_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c8__step;
   wire [31:0] pe_r6_c8__x;
@@ -11590,7 +11590,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r6_c9__en;
   wire pe_r6_c9__first;
   wire pe_r6_c9__load;
-  wire [79:0] pe_r6_c9__load_terms;
+  wire [47:0] pe_r6_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r6_c9__step;
   wire [31:0] pe_r6_c9__x;
@@ -11598,7 +11598,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c0__en;
   wire pe_r7_c0__first;
   wire pe_r7_c0__load;
-  wire [79:0] pe_r7_c0__load_terms;
+  wire [47:0] pe_r7_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c0__step;
   wire [31:0] pe_r7_c0__x;
@@ -11606,7 +11606,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c10__en;
   wire pe_r7_c10__first;
   wire pe_r7_c10__load;
-  wire [79:0] pe_r7_c10__load_terms;
+  wire [47:0] pe_r7_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c10__step;
   wire [31:0] pe_r7_c10__x;
@@ -11614,7 +11614,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c11__en;
   wire pe_r7_c11__first;
   wire pe_r7_c11__load;
-  wire [79:0] pe_r7_c11__load_terms;
+  wire [47:0] pe_r7_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c11__step;
   wire [31:0] pe_r7_c11__x;
@@ -11622,7 +11622,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c12__en;
   wire pe_r7_c12__first;
   wire pe_r7_c12__load;
-  wire [79:0] pe_r7_c12__load_terms;
+  wire [47:0] pe_r7_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c12__step;
   wire [31:0] pe_r7_c12__x;
@@ -11630,7 +11630,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c13__en;
   wire pe_r7_c13__first;
   wire pe_r7_c13__load;
-  wire [79:0] pe_r7_c13__load_terms;
+  wire [47:0] pe_r7_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c13__step;
   wire [31:0] pe_r7_c13__x;
@@ -11638,7 +11638,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c14__en;
   wire pe_r7_c14__first;
   wire pe_r7_c14__load;
-  wire [79:0] pe_r7_c14__load_terms;
+  wire [47:0] pe_r7_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c14__step;
   wire [31:0] pe_r7_c14__x;
@@ -11646,7 +11646,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c15__en;
   wire pe_r7_c15__first;
   wire pe_r7_c15__load;
-  wire [79:0] pe_r7_c15__load_terms;
+  wire [47:0] pe_r7_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c15__step;
   wire [31:0] pe_r7_c15__x;
@@ -11654,7 +11654,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c16__en;
   wire pe_r7_c16__first;
   wire pe_r7_c16__load;
-  wire [79:0] pe_r7_c16__load_terms;
+  wire [47:0] pe_r7_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c16__step;
   wire [31:0] pe_r7_c16__x;
@@ -11662,7 +11662,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c17__en;
   wire pe_r7_c17__first;
   wire pe_r7_c17__load;
-  wire [79:0] pe_r7_c17__load_terms;
+  wire [47:0] pe_r7_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c17__step;
   wire [31:0] pe_r7_c17__x;
@@ -11670,7 +11670,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c18__en;
   wire pe_r7_c18__first;
   wire pe_r7_c18__load;
-  wire [79:0] pe_r7_c18__load_terms;
+  wire [47:0] pe_r7_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c18__step;
   wire [31:0] pe_r7_c18__x;
@@ -11678,7 +11678,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c19__en;
   wire pe_r7_c19__first;
   wire pe_r7_c19__load;
-  wire [79:0] pe_r7_c19__load_terms;
+  wire [47:0] pe_r7_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c19__step;
   wire [31:0] pe_r7_c19__x;
@@ -11686,7 +11686,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c1__en;
   wire pe_r7_c1__first;
   wire pe_r7_c1__load;
-  wire [79:0] pe_r7_c1__load_terms;
+  wire [47:0] pe_r7_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c1__step;
   wire [31:0] pe_r7_c1__x;
@@ -11694,7 +11694,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c20__en;
   wire pe_r7_c20__first;
   wire pe_r7_c20__load;
-  wire [79:0] pe_r7_c20__load_terms;
+  wire [47:0] pe_r7_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c20__step;
   wire [31:0] pe_r7_c20__x;
@@ -11702,7 +11702,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c21__en;
   wire pe_r7_c21__first;
   wire pe_r7_c21__load;
-  wire [79:0] pe_r7_c21__load_terms;
+  wire [47:0] pe_r7_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c21__step;
   wire [31:0] pe_r7_c21__x;
@@ -11710,7 +11710,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c22__en;
   wire pe_r7_c22__first;
   wire pe_r7_c22__load;
-  wire [79:0] pe_r7_c22__load_terms;
+  wire [47:0] pe_r7_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c22__step;
   wire [31:0] pe_r7_c22__x;
@@ -11718,7 +11718,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c23__en;
   wire pe_r7_c23__first;
   wire pe_r7_c23__load;
-  wire [79:0] pe_r7_c23__load_terms;
+  wire [47:0] pe_r7_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c23__step;
   wire [31:0] pe_r7_c23__x;
@@ -11726,7 +11726,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c24__en;
   wire pe_r7_c24__first;
   wire pe_r7_c24__load;
-  wire [79:0] pe_r7_c24__load_terms;
+  wire [47:0] pe_r7_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c24__step;
   wire [31:0] pe_r7_c24__x;
@@ -11734,7 +11734,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c25__en;
   wire pe_r7_c25__first;
   wire pe_r7_c25__load;
-  wire [79:0] pe_r7_c25__load_terms;
+  wire [47:0] pe_r7_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c25__step;
   wire [31:0] pe_r7_c25__x;
@@ -11742,7 +11742,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c26__en;
   wire pe_r7_c26__first;
   wire pe_r7_c26__load;
-  wire [79:0] pe_r7_c26__load_terms;
+  wire [47:0] pe_r7_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c26__step;
   wire [31:0] pe_r7_c26__x;
@@ -11750,7 +11750,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c27__en;
   wire pe_r7_c27__first;
   wire pe_r7_c27__load;
-  wire [79:0] pe_r7_c27__load_terms;
+  wire [47:0] pe_r7_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c27__step;
   wire [31:0] pe_r7_c27__x;
@@ -11758,7 +11758,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c28__en;
   wire pe_r7_c28__first;
   wire pe_r7_c28__load;
-  wire [79:0] pe_r7_c28__load_terms;
+  wire [47:0] pe_r7_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c28__step;
   wire [31:0] pe_r7_c28__x;
@@ -11766,7 +11766,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c29__en;
   wire pe_r7_c29__first;
   wire pe_r7_c29__load;
-  wire [79:0] pe_r7_c29__load_terms;
+  wire [47:0] pe_r7_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c29__step;
   wire [31:0] pe_r7_c29__x;
@@ -11774,7 +11774,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c2__en;
   wire pe_r7_c2__first;
   wire pe_r7_c2__load;
-  wire [79:0] pe_r7_c2__load_terms;
+  wire [47:0] pe_r7_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c2__step;
   wire [31:0] pe_r7_c2__x;
@@ -11782,7 +11782,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c30__en;
   wire pe_r7_c30__first;
   wire pe_r7_c30__load;
-  wire [79:0] pe_r7_c30__load_terms;
+  wire [47:0] pe_r7_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c30__step;
   wire [31:0] pe_r7_c30__x;
@@ -11790,7 +11790,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c31__en;
   wire pe_r7_c31__first;
   wire pe_r7_c31__load;
-  wire [79:0] pe_r7_c31__load_terms;
+  wire [47:0] pe_r7_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c31__step;
   wire [31:0] pe_r7_c31__x;
@@ -11798,7 +11798,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c3__en;
   wire pe_r7_c3__first;
   wire pe_r7_c3__load;
-  wire [79:0] pe_r7_c3__load_terms;
+  wire [47:0] pe_r7_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c3__step;
   wire [31:0] pe_r7_c3__x;
@@ -11806,7 +11806,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c4__en;
   wire pe_r7_c4__first;
   wire pe_r7_c4__load;
-  wire [79:0] pe_r7_c4__load_terms;
+  wire [47:0] pe_r7_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c4__step;
   wire [31:0] pe_r7_c4__x;
@@ -11814,7 +11814,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c5__en;
   wire pe_r7_c5__first;
   wire pe_r7_c5__load;
-  wire [79:0] pe_r7_c5__load_terms;
+  wire [47:0] pe_r7_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c5__step;
   wire [31:0] pe_r7_c5__x;
@@ -11822,7 +11822,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c6__en;
   wire pe_r7_c6__first;
   wire pe_r7_c6__load;
-  wire [79:0] pe_r7_c6__load_terms;
+  wire [47:0] pe_r7_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c6__step;
   wire [31:0] pe_r7_c6__x;
@@ -11830,7 +11830,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c7__en;
   wire pe_r7_c7__first;
   wire pe_r7_c7__load;
-  wire [79:0] pe_r7_c7__load_terms;
+  wire [47:0] pe_r7_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c7__step;
   wire [31:0] pe_r7_c7__x;
@@ -11838,7 +11838,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c8__en;
   wire pe_r7_c8__first;
   wire pe_r7_c8__load;
-  wire [79:0] pe_r7_c8__load_terms;
+  wire [47:0] pe_r7_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c8__step;
   wire [31:0] pe_r7_c8__x;
@@ -11846,7 +11846,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r7_c9__en;
   wire pe_r7_c9__first;
   wire pe_r7_c9__load;
-  wire [79:0] pe_r7_c9__load_terms;
+  wire [47:0] pe_r7_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r7_c9__step;
   wire [31:0] pe_r7_c9__x;
@@ -11854,7 +11854,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c0__en;
   wire pe_r8_c0__first;
   wire pe_r8_c0__load;
-  wire [79:0] pe_r8_c0__load_terms;
+  wire [47:0] pe_r8_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c0__step;
   wire [31:0] pe_r8_c0__x;
@@ -11862,7 +11862,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c10__en;
   wire pe_r8_c10__first;
   wire pe_r8_c10__load;
-  wire [79:0] pe_r8_c10__load_terms;
+  wire [47:0] pe_r8_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c10__step;
   wire [31:0] pe_r8_c10__x;
@@ -11870,7 +11870,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c11__en;
   wire pe_r8_c11__first;
   wire pe_r8_c11__load;
-  wire [79:0] pe_r8_c11__load_terms;
+  wire [47:0] pe_r8_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c11__step;
   wire [31:0] pe_r8_c11__x;
@@ -11878,7 +11878,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c12__en;
   wire pe_r8_c12__first;
   wire pe_r8_c12__load;
-  wire [79:0] pe_r8_c12__load_terms;
+  wire [47:0] pe_r8_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c12__step;
   wire [31:0] pe_r8_c12__x;
@@ -11886,7 +11886,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c13__en;
   wire pe_r8_c13__first;
   wire pe_r8_c13__load;
-  wire [79:0] pe_r8_c13__load_terms;
+  wire [47:0] pe_r8_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c13__step;
   wire [31:0] pe_r8_c13__x;
@@ -11894,7 +11894,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c14__en;
   wire pe_r8_c14__first;
   wire pe_r8_c14__load;
-  wire [79:0] pe_r8_c14__load_terms;
+  wire [47:0] pe_r8_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c14__step;
   wire [31:0] pe_r8_c14__x;
@@ -11902,7 +11902,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c15__en;
   wire pe_r8_c15__first;
   wire pe_r8_c15__load;
-  wire [79:0] pe_r8_c15__load_terms;
+  wire [47:0] pe_r8_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c15__step;
   wire [31:0] pe_r8_c15__x;
@@ -11910,7 +11910,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c16__en;
   wire pe_r8_c16__first;
   wire pe_r8_c16__load;
-  wire [79:0] pe_r8_c16__load_terms;
+  wire [47:0] pe_r8_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c16__step;
   wire [31:0] pe_r8_c16__x;
@@ -11918,7 +11918,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c17__en;
   wire pe_r8_c17__first;
   wire pe_r8_c17__load;
-  wire [79:0] pe_r8_c17__load_terms;
+  wire [47:0] pe_r8_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c17__step;
   wire [31:0] pe_r8_c17__x;
@@ -11926,7 +11926,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c18__en;
   wire pe_r8_c18__first;
   wire pe_r8_c18__load;
-  wire [79:0] pe_r8_c18__load_terms;
+  wire [47:0] pe_r8_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c18__step;
   wire [31:0] pe_r8_c18__x;
@@ -11934,7 +11934,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c19__en;
   wire pe_r8_c19__first;
   wire pe_r8_c19__load;
-  wire [79:0] pe_r8_c19__load_terms;
+  wire [47:0] pe_r8_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c19__step;
   wire [31:0] pe_r8_c19__x;
@@ -11942,7 +11942,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c1__en;
   wire pe_r8_c1__first;
   wire pe_r8_c1__load;
-  wire [79:0] pe_r8_c1__load_terms;
+  wire [47:0] pe_r8_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c1__step;
   wire [31:0] pe_r8_c1__x;
@@ -11950,7 +11950,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c20__en;
   wire pe_r8_c20__first;
   wire pe_r8_c20__load;
-  wire [79:0] pe_r8_c20__load_terms;
+  wire [47:0] pe_r8_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c20__step;
   wire [31:0] pe_r8_c20__x;
@@ -11958,7 +11958,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c21__en;
   wire pe_r8_c21__first;
   wire pe_r8_c21__load;
-  wire [79:0] pe_r8_c21__load_terms;
+  wire [47:0] pe_r8_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c21__step;
   wire [31:0] pe_r8_c21__x;
@@ -11966,7 +11966,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c22__en;
   wire pe_r8_c22__first;
   wire pe_r8_c22__load;
-  wire [79:0] pe_r8_c22__load_terms;
+  wire [47:0] pe_r8_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c22__step;
   wire [31:0] pe_r8_c22__x;
@@ -11974,7 +11974,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c23__en;
   wire pe_r8_c23__first;
   wire pe_r8_c23__load;
-  wire [79:0] pe_r8_c23__load_terms;
+  wire [47:0] pe_r8_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c23__step;
   wire [31:0] pe_r8_c23__x;
@@ -11982,7 +11982,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c24__en;
   wire pe_r8_c24__first;
   wire pe_r8_c24__load;
-  wire [79:0] pe_r8_c24__load_terms;
+  wire [47:0] pe_r8_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c24__step;
   wire [31:0] pe_r8_c24__x;
@@ -11990,7 +11990,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c25__en;
   wire pe_r8_c25__first;
   wire pe_r8_c25__load;
-  wire [79:0] pe_r8_c25__load_terms;
+  wire [47:0] pe_r8_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c25__step;
   wire [31:0] pe_r8_c25__x;
@@ -11998,7 +11998,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c26__en;
   wire pe_r8_c26__first;
   wire pe_r8_c26__load;
-  wire [79:0] pe_r8_c26__load_terms;
+  wire [47:0] pe_r8_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c26__step;
   wire [31:0] pe_r8_c26__x;
@@ -12006,7 +12006,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c27__en;
   wire pe_r8_c27__first;
   wire pe_r8_c27__load;
-  wire [79:0] pe_r8_c27__load_terms;
+  wire [47:0] pe_r8_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c27__step;
   wire [31:0] pe_r8_c27__x;
@@ -12014,7 +12014,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c28__en;
   wire pe_r8_c28__first;
   wire pe_r8_c28__load;
-  wire [79:0] pe_r8_c28__load_terms;
+  wire [47:0] pe_r8_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c28__step;
   wire [31:0] pe_r8_c28__x;
@@ -12022,7 +12022,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c29__en;
   wire pe_r8_c29__first;
   wire pe_r8_c29__load;
-  wire [79:0] pe_r8_c29__load_terms;
+  wire [47:0] pe_r8_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c29__step;
   wire [31:0] pe_r8_c29__x;
@@ -12030,7 +12030,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c2__en;
   wire pe_r8_c2__first;
   wire pe_r8_c2__load;
-  wire [79:0] pe_r8_c2__load_terms;
+  wire [47:0] pe_r8_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c2__step;
   wire [31:0] pe_r8_c2__x;
@@ -12038,7 +12038,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c30__en;
   wire pe_r8_c30__first;
   wire pe_r8_c30__load;
-  wire [79:0] pe_r8_c30__load_terms;
+  wire [47:0] pe_r8_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c30__step;
   wire [31:0] pe_r8_c30__x;
@@ -12046,7 +12046,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c31__en;
   wire pe_r8_c31__first;
   wire pe_r8_c31__load;
-  wire [79:0] pe_r8_c31__load_terms;
+  wire [47:0] pe_r8_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c31__step;
   wire [31:0] pe_r8_c31__x;
@@ -12054,7 +12054,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c3__en;
   wire pe_r8_c3__first;
   wire pe_r8_c3__load;
-  wire [79:0] pe_r8_c3__load_terms;
+  wire [47:0] pe_r8_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c3__step;
   wire [31:0] pe_r8_c3__x;
@@ -12062,7 +12062,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c4__en;
   wire pe_r8_c4__first;
   wire pe_r8_c4__load;
-  wire [79:0] pe_r8_c4__load_terms;
+  wire [47:0] pe_r8_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c4__step;
   wire [31:0] pe_r8_c4__x;
@@ -12070,7 +12070,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c5__en;
   wire pe_r8_c5__first;
   wire pe_r8_c5__load;
-  wire [79:0] pe_r8_c5__load_terms;
+  wire [47:0] pe_r8_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c5__step;
   wire [31:0] pe_r8_c5__x;
@@ -12078,7 +12078,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c6__en;
   wire pe_r8_c6__first;
   wire pe_r8_c6__load;
-  wire [79:0] pe_r8_c6__load_terms;
+  wire [47:0] pe_r8_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c6__step;
   wire [31:0] pe_r8_c6__x;
@@ -12086,7 +12086,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c7__en;
   wire pe_r8_c7__first;
   wire pe_r8_c7__load;
-  wire [79:0] pe_r8_c7__load_terms;
+  wire [47:0] pe_r8_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c7__step;
   wire [31:0] pe_r8_c7__x;
@@ -12094,7 +12094,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c8__en;
   wire pe_r8_c8__first;
   wire pe_r8_c8__load;
-  wire [79:0] pe_r8_c8__load_terms;
+  wire [47:0] pe_r8_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c8__step;
   wire [31:0] pe_r8_c8__x;
@@ -12102,7 +12102,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r8_c9__en;
   wire pe_r8_c9__first;
   wire pe_r8_c9__load;
-  wire [79:0] pe_r8_c9__load_terms;
+  wire [47:0] pe_r8_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r8_c9__step;
   wire [31:0] pe_r8_c9__x;
@@ -12110,7 +12110,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c0__en;
   wire pe_r9_c0__first;
   wire pe_r9_c0__load;
-  wire [79:0] pe_r9_c0__load_terms;
+  wire [47:0] pe_r9_c0__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c0__step;
   wire [31:0] pe_r9_c0__x;
@@ -12118,7 +12118,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c10__en;
   wire pe_r9_c10__first;
   wire pe_r9_c10__load;
-  wire [79:0] pe_r9_c10__load_terms;
+  wire [47:0] pe_r9_c10__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c10__step;
   wire [31:0] pe_r9_c10__x;
@@ -12126,7 +12126,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c11__en;
   wire pe_r9_c11__first;
   wire pe_r9_c11__load;
-  wire [79:0] pe_r9_c11__load_terms;
+  wire [47:0] pe_r9_c11__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c11__step;
   wire [31:0] pe_r9_c11__x;
@@ -12134,7 +12134,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c12__en;
   wire pe_r9_c12__first;
   wire pe_r9_c12__load;
-  wire [79:0] pe_r9_c12__load_terms;
+  wire [47:0] pe_r9_c12__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c12__step;
   wire [31:0] pe_r9_c12__x;
@@ -12142,7 +12142,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c13__en;
   wire pe_r9_c13__first;
   wire pe_r9_c13__load;
-  wire [79:0] pe_r9_c13__load_terms;
+  wire [47:0] pe_r9_c13__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c13__step;
   wire [31:0] pe_r9_c13__x;
@@ -12150,7 +12150,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c14__en;
   wire pe_r9_c14__first;
   wire pe_r9_c14__load;
-  wire [79:0] pe_r9_c14__load_terms;
+  wire [47:0] pe_r9_c14__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c14__step;
   wire [31:0] pe_r9_c14__x;
@@ -12158,7 +12158,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c15__en;
   wire pe_r9_c15__first;
   wire pe_r9_c15__load;
-  wire [79:0] pe_r9_c15__load_terms;
+  wire [47:0] pe_r9_c15__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c15__step;
   wire [31:0] pe_r9_c15__x;
@@ -12166,7 +12166,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c16__en;
   wire pe_r9_c16__first;
   wire pe_r9_c16__load;
-  wire [79:0] pe_r9_c16__load_terms;
+  wire [47:0] pe_r9_c16__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c16__step;
   wire [31:0] pe_r9_c16__x;
@@ -12174,7 +12174,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c17__en;
   wire pe_r9_c17__first;
   wire pe_r9_c17__load;
-  wire [79:0] pe_r9_c17__load_terms;
+  wire [47:0] pe_r9_c17__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c17__step;
   wire [31:0] pe_r9_c17__x;
@@ -12182,7 +12182,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c18__en;
   wire pe_r9_c18__first;
   wire pe_r9_c18__load;
-  wire [79:0] pe_r9_c18__load_terms;
+  wire [47:0] pe_r9_c18__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c18__step;
   wire [31:0] pe_r9_c18__x;
@@ -12190,7 +12190,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c19__en;
   wire pe_r9_c19__first;
   wire pe_r9_c19__load;
-  wire [79:0] pe_r9_c19__load_terms;
+  wire [47:0] pe_r9_c19__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c19__step;
   wire [31:0] pe_r9_c19__x;
@@ -12198,7 +12198,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c1__en;
   wire pe_r9_c1__first;
   wire pe_r9_c1__load;
-  wire [79:0] pe_r9_c1__load_terms;
+  wire [47:0] pe_r9_c1__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c1__step;
   wire [31:0] pe_r9_c1__x;
@@ -12206,7 +12206,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c20__en;
   wire pe_r9_c20__first;
   wire pe_r9_c20__load;
-  wire [79:0] pe_r9_c20__load_terms;
+  wire [47:0] pe_r9_c20__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c20__step;
   wire [31:0] pe_r9_c20__x;
@@ -12214,7 +12214,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c21__en;
   wire pe_r9_c21__first;
   wire pe_r9_c21__load;
-  wire [79:0] pe_r9_c21__load_terms;
+  wire [47:0] pe_r9_c21__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c21__step;
   wire [31:0] pe_r9_c21__x;
@@ -12222,7 +12222,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c22__en;
   wire pe_r9_c22__first;
   wire pe_r9_c22__load;
-  wire [79:0] pe_r9_c22__load_terms;
+  wire [47:0] pe_r9_c22__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c22__step;
   wire [31:0] pe_r9_c22__x;
@@ -12230,7 +12230,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c23__en;
   wire pe_r9_c23__first;
   wire pe_r9_c23__load;
-  wire [79:0] pe_r9_c23__load_terms;
+  wire [47:0] pe_r9_c23__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c23__step;
   wire [31:0] pe_r9_c23__x;
@@ -12238,7 +12238,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c24__en;
   wire pe_r9_c24__first;
   wire pe_r9_c24__load;
-  wire [79:0] pe_r9_c24__load_terms;
+  wire [47:0] pe_r9_c24__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c24__step;
   wire [31:0] pe_r9_c24__x;
@@ -12246,7 +12246,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c25__en;
   wire pe_r9_c25__first;
   wire pe_r9_c25__load;
-  wire [79:0] pe_r9_c25__load_terms;
+  wire [47:0] pe_r9_c25__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c25__step;
   wire [31:0] pe_r9_c25__x;
@@ -12254,7 +12254,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c26__en;
   wire pe_r9_c26__first;
   wire pe_r9_c26__load;
-  wire [79:0] pe_r9_c26__load_terms;
+  wire [47:0] pe_r9_c26__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c26__step;
   wire [31:0] pe_r9_c26__x;
@@ -12262,7 +12262,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c27__en;
   wire pe_r9_c27__first;
   wire pe_r9_c27__load;
-  wire [79:0] pe_r9_c27__load_terms;
+  wire [47:0] pe_r9_c27__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c27__step;
   wire [31:0] pe_r9_c27__x;
@@ -12270,7 +12270,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c28__en;
   wire pe_r9_c28__first;
   wire pe_r9_c28__load;
-  wire [79:0] pe_r9_c28__load_terms;
+  wire [47:0] pe_r9_c28__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c28__step;
   wire [31:0] pe_r9_c28__x;
@@ -12278,7 +12278,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c29__en;
   wire pe_r9_c29__first;
   wire pe_r9_c29__load;
-  wire [79:0] pe_r9_c29__load_terms;
+  wire [47:0] pe_r9_c29__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c29__step;
   wire [31:0] pe_r9_c29__x;
@@ -12286,7 +12286,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c2__en;
   wire pe_r9_c2__first;
   wire pe_r9_c2__load;
-  wire [79:0] pe_r9_c2__load_terms;
+  wire [47:0] pe_r9_c2__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c2__step;
   wire [31:0] pe_r9_c2__x;
@@ -12294,7 +12294,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c30__en;
   wire pe_r9_c30__first;
   wire pe_r9_c30__load;
-  wire [79:0] pe_r9_c30__load_terms;
+  wire [47:0] pe_r9_c30__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c30__step;
   wire [31:0] pe_r9_c30__x;
@@ -12302,7 +12302,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c31__en;
   wire pe_r9_c31__first;
   wire pe_r9_c31__load;
-  wire [79:0] pe_r9_c31__load_terms;
+  wire [47:0] pe_r9_c31__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c31__step;
   wire [31:0] pe_r9_c31__x;
@@ -12310,7 +12310,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c3__en;
   wire pe_r9_c3__first;
   wire pe_r9_c3__load;
-  wire [79:0] pe_r9_c3__load_terms;
+  wire [47:0] pe_r9_c3__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c3__step;
   wire [31:0] pe_r9_c3__x;
@@ -12318,7 +12318,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c4__en;
   wire pe_r9_c4__first;
   wire pe_r9_c4__load;
-  wire [79:0] pe_r9_c4__load_terms;
+  wire [47:0] pe_r9_c4__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c4__step;
   wire [31:0] pe_r9_c4__x;
@@ -12326,7 +12326,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c5__en;
   wire pe_r9_c5__first;
   wire pe_r9_c5__load;
-  wire [79:0] pe_r9_c5__load_terms;
+  wire [47:0] pe_r9_c5__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c5__step;
   wire [31:0] pe_r9_c5__x;
@@ -12334,7 +12334,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c6__en;
   wire pe_r9_c6__first;
   wire pe_r9_c6__load;
-  wire [79:0] pe_r9_c6__load_terms;
+  wire [47:0] pe_r9_c6__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c6__step;
   wire [31:0] pe_r9_c6__x;
@@ -12342,7 +12342,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c7__en;
   wire pe_r9_c7__first;
   wire pe_r9_c7__load;
-  wire [79:0] pe_r9_c7__load_terms;
+  wire [47:0] pe_r9_c7__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c7__step;
   wire [31:0] pe_r9_c7__x;
@@ -12350,7 +12350,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c8__en;
   wire pe_r9_c8__first;
   wire pe_r9_c8__load;
-  wire [79:0] pe_r9_c8__load_terms;
+  wire [47:0] pe_r9_c8__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c8__step;
   wire [31:0] pe_r9_c8__x;
@@ -12358,22 +12358,22 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire pe_r9_c9__en;
   wire pe_r9_c9__first;
   wire pe_r9_c9__load;
-  wire [79:0] pe_r9_c9__load_terms;
+  wire [47:0] pe_r9_c9__load_terms;
   (* init = 2'h0 *)
   wire [1:0] pe_r9_c9__step;
   wire [31:0] pe_r9_c9__x;
-  output [7:0] psum_reads;
-  reg [7:0] psum_reads = 8'h00;
-  output [7:0] psum_writes;
-  reg [7:0] psum_writes = 8'h00;
+  output [18:0] psum_reads;
+  reg [18:0] psum_reads = 19'h00000;
+  output [18:0] psum_writes;
+  reg [18:0] psum_writes = 19'h00000;
   reg [4:0] r = 5'h00;
   reg [4:0] r1 = 5'h00;
-  reg [31:0] rc = 32'd0;
+  reg [49:0] rc = 50'h0000000000000;
   wire [3:0] \rc.fmt ;
-  wire [6:0] \rc.k_tiles ;
-  wire [6:0] \rc.m ;
+  wire [13:0] \rc.k_tiles ;
+  wire [13:0] \rc.m ;
   wire [6:0] \rc.m_tile ;
-  wire [6:0] \rc.n_tiles ;
+  wire [10:0] \rc.n_tiles ;
   input rst;
   wire rst;
   wire run;
@@ -12445,9 +12445,10 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire [31:0] \totals[7] ;
   wire [31:0] \totals[8] ;
   wire [31:0] \totals[9] ;
-  (* init = 6'h00 *)
-  wire [5:0] w_addr;
-  reg [6:0] w_fill = 7'h00;
+  (* init = 11'h000 *)
+  wire [10:0] w_addr;
+  (* init = 11'h000 *)
+  wire [10:0] w_fill;
   input [1343:0] w_in__payload;
   wire [1343:0] w_in__payload;
   wire [41:0] \w_in__payload[0] ;
@@ -12710,8 +12711,8 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire w_in__ready;
   input w_in__valid;
   wire w_in__valid;
-  reg [5:0] w_nbase = 6'h00;
-  reg [5:0] w_rd__addr = 6'h00;
+  reg [10:0] w_nbase = 11'h000;
+  reg [10:0] w_rd__addr = 11'h000;
   wire [1343:0] w_rd__data;
   wire [41:0] \w_rd__data[0] ;
   wire [31:0] \w_rd__data[0].codes ;
@@ -12971,8 +12972,8 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire [1:0] \w_rd__data[9].sel ;
   wire w_rd__en;
   wire wr_now;
-  reg [6:0] x_base = 7'h00;
-  reg [6:0] x_fill = 7'h00;
+  reg [13:0] x_base = 14'h0000;
+  reg [13:0] x_fill = 14'h0000;
   input [1023:0] x_in__payload;
   wire [1023:0] x_in__payload;
   wire [7:0] \x_in__payload[0] ;
@@ -13107,7 +13108,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire x_in__ready;
   input x_in__valid;
   wire x_in__valid;
-  wire [5:0] x_rd__addr;
+  wire [12:0] x_rd__addr;
   wire [1023:0] x_rd__data;
   wire [7:0] \x_rd__data[0] ;
   wire [7:0] \x_rd__data[100] ;
@@ -13239,72 +13240,6 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   wire [7:0] \x_rd__data[9] ;
   wire x_rd__en;
   reg [1023:0] o_mem [63:0];
-  initial begin
-    o_mem[0] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[1] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[2] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[3] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[4] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[5] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[6] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[7] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[8] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[9] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[10] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[11] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[12] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[13] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[14] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[15] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[16] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[17] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[18] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[19] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[20] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[21] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[22] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[23] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[24] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[25] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[26] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[27] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[28] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[29] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[30] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[31] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[32] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[33] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[34] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[35] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[36] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[37] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[38] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[39] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[40] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[41] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[42] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[43] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[44] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[45] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[46] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[47] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[48] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[49] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[50] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[51] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[52] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[53] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[54] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[55] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[56] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[57] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[58] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[59] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[60] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[61] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[62] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    o_mem[63] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-  end
   always @(posedge clk) begin
     if (wr_now)
       o_mem[m4[5:0]] <= totals;
@@ -13316,76 +13251,10 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
     end
   end
   assign o_rd__data = _0_;
-  reg [1343:0] w_mem [63:0];
-  initial begin
-    w_mem[0] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[1] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[2] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[3] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[4] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[5] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[6] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[7] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[8] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[9] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[10] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[11] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[12] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[13] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[14] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[15] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[16] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[17] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[18] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[19] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[20] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[21] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[22] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[23] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[24] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[25] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[26] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[27] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[28] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[29] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[30] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[31] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[32] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[33] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[34] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[35] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[36] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[37] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[38] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[39] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[40] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[41] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[42] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[43] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[44] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[45] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[46] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[47] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[48] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[49] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[50] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[51] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[52] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[53] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[54] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[55] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[56] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[57] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[58] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[59] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[60] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[61] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[62] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    w_mem[63] = 1344'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-  end
+  reg [1343:0] w_mem [1559:0];
   always @(posedge clk) begin
     if (\$signature__en$23 )
-      w_mem[w_fill[5:0]] <= w_in__payload;
+      w_mem[\$signature__addr$19 ] <= w_in__payload;
   end
   reg [1343:0] _1_;
   always @(posedge clk) begin
@@ -13394,81 +13263,15 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
     end
   end
   assign w_rd__data = _1_;
-  reg [1023:0] x_mem [63:0];
-  initial begin
-    x_mem[0] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[1] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[2] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[3] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[4] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[5] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[6] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[7] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[8] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[9] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[10] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[11] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[12] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[13] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[14] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[15] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[16] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[17] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[18] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[19] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[20] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[21] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[22] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[23] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[24] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[25] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[26] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[27] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[28] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[29] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[30] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[31] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[32] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[33] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[34] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[35] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[36] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[37] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[38] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[39] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[40] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[41] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[42] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[43] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[44] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[45] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[46] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[47] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[48] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[49] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[50] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[51] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[52] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[53] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[54] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[55] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[56] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[57] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[58] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[59] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[60] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[61] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[62] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    x_mem[63] = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-  end
+  reg [1023:0] x_mem [8191:0];
   always @(posedge clk) begin
     if (\$signature__en )
-      x_mem[x_fill[5:0]] <= x_in__payload;
+      x_mem[x_fill[12:0]] <= x_in__payload;
   end
   reg [1023:0] _2_;
   always @(posedge clk) begin
     if (run) begin
-      _2_ <= x_mem[\$5 [5:0]];
+      _2_ <= x_mem[\$5 [12:0]];
     end
   end
   assign x_rd__data = _2_;
@@ -15831,16 +15634,16 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   assign \$272  = x_in__valid & x_in__ready;
   assign \$273  = x_fill + 1'h1;
   assign \$274  = w_in__valid & w_in__ready;
-  assign \$275  = w_fill + 1'h1;
+  assign \$275  = \$signature__addr$19  + 1'h1;
   assign \$276  = out__valid & out__ready;
-  assign \$277  = ! cfg[31:25];
-  assign \$278  = cfg[31:25] >= cfg[6:0];
+  assign \$277  = ! cfg[49:43];
+  assign \$278  = cfg[49:43] >= cfg[13:0];
   assign \$279  = \$277  | \$278 ;
-  assign \$280  = \$279  ? cfg[6:0] : cfg[31:25];
-  assign \$281  = ! cfg[31:25];
-  assign \$282  = cfg[31:25] >= cfg[6:0];
+  assign \$280  = \$279  ? cfg[13:0] : { 7'h00, cfg[49:43] };
+  assign \$281  = ! cfg[49:43];
+  assign \$282  = cfg[49:43] >= cfg[13:0];
   assign \$283  = \$281  | \$282 ;
-  assign \$284  = \$283  ? cfg[6:0] : cfg[31:25];
+  assign \$284  = \$283  ? cfg[13:0] : { 7'h00, cfg[49:43] };
   assign \$285  = w_rd__addr + 1'h1;
   assign \$286  = r + 1'h1;
   assign \$287  = r == 5'h1f;
@@ -15852,24 +15655,24 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   assign \$293  = dcnt + 1'h1;
   assign \$294  = last_j + 3'h4;
   assign \$295  = dcnt == \$294 ;
-  assign \$296  = rc[13:7] - 1'h1;
+  assign \$296  = rc[27:14] - 1'h1;
   assign \$297  = kt != \$296 ;
   assign \$298  = mt0 + mrows;
-  assign \$299  = \$298  != rc[6:0];
+  assign \$299  = \$298  != rc[13:0];
   assign \$300  = kt + 1'h1;
-  assign \$301  = x_base + rc[6:0];
+  assign \$301  = x_base + rc[13:0];
   assign \$302  = mt0 + mrows;
   assign \$303  = mt0 + mrows;
   assign \$304  = mt0 + mrows;
   assign \$305  = \$304  + mt_rows;
-  assign \$306  = \$305  > rc[6:0];
+  assign \$306  = \$305  > rc[13:0];
   assign \$307  = mt0 + mrows;
-  assign \$308  = rc[6:0] - \$307 ;
-  assign \$309  = \$306  ? \$308  : { 2'h0, mt_rows };
+  assign \$308  = rc[13:0] - \$307 ;
+  assign \$309  = \$306  ? \$308  : { 9'h000, mt_rows };
   assign \$310  = nt + 1'h1;
-  assign \$311  = rc[20:14] - 1'h1;
+  assign \$311  = rc[38:28] - 1'h1;
   assign \$312  = nt == \$311 ;
-  assign \$313  = rc[13:7] - 1'h1;
+  assign \$313  = rc[27:14] - 1'h1;
   assign \$314  = kt == \$313 ;
   assign \$315  = ! kt;
   assign \$316  = run & \$signal$456 ;
@@ -17290,7 +17093,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   always @(posedge clk)
     x_fill <= \$2915 ;
   always @(posedge clk)
-    w_fill <= \$2916 ;
+    \$signature__addr$19  <= \$2916 ;
   always @(posedge clk)
     out__valid <= \$2917 ;
   always @(posedge clk)
@@ -30570,7 +30373,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     last_j = 2'h0;
-    casez (rc[24:21])
+    casez (rc[42:39])
       4'h0:
           last_j = 2'h1;
       4'h1:
@@ -30594,7 +30397,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     member_base = 5'h00;
-    casez (rc[24:21])
+    casez (rc[42:39])
       4'h0:
           member_base = 5'h00;
       4'h1:
@@ -30641,7 +30444,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$2915  = x_fill;
     if (\$272 ) begin
-      \$2915  = \$273 [6:0];
+      \$2915  = \$273 [13:0];
     end
     (* full_case = 32'd1 *)
     casez (seq_state)
@@ -30659,21 +30462,21 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
               end else if (\$299 ) begin
               end else begin
                 if (\$312 ) begin
-                  \$2915  = 7'h00;
+                  \$2915  = 14'h0000;
                 end
               end
             end
           end
     endcase
     if (rst) begin
-      \$2915  = 7'h00;
+      \$2915  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$2916  = w_fill;
+    \$2916  = \$signature__addr$19 ;
     if (\$274 ) begin
-      \$2916  = \$275 [6:0];
+      \$2916  = \$275 [10:0];
     end
     (* full_case = 32'd1 *)
     casez (seq_state)
@@ -30691,14 +30494,14 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
               end else if (\$299 ) begin
               end else begin
                 if (\$312 ) begin
-                  \$2916  = 7'h00;
+                  \$2916  = 11'h000;
                 end
               end
             end
           end
     endcase
     if (rst) begin
-      \$2916  = 7'h00;
+      \$2916  = 11'h000;
     end
   end
   always @* begin
@@ -30726,7 +30529,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
           end
     endcase
     if (rst) begin
-      \$2918  = 32'd0;
+      \$2918  = 50'h0000000000000;
     end
   end
   always @* begin
@@ -30787,7 +30590,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
     casez (seq_state)
       2'h0:
           if (start) begin
-            \$2921  = 7'h00;
+            \$2921  = 14'h0000;
           end
       2'h1:
           /* empty */;
@@ -30798,17 +30601,17 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
             if (\$295 ) begin
               (* full_case = 32'd1 *)
               if (\$297 ) begin
-                \$2921  = \$300 [6:0];
+                \$2921  = \$300 [13:0];
               end else if (\$299 ) begin
-                \$2921  = 7'h00;
+                \$2921  = 14'h0000;
               end else begin
-                \$2921  = 7'h00;
+                \$2921  = 14'h0000;
               end
             end
           end
     endcase
     if (rst) begin
-      \$2921  = 7'h00;
+      \$2921  = 14'h0000;
     end
   end
   always @* begin
@@ -30818,7 +30621,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
     casez (seq_state)
       2'h0:
           if (start) begin
-            \$2922  = 7'h00;
+            \$2922  = 11'h000;
           end
       2'h1:
           /* empty */;
@@ -30831,13 +30634,13 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
               if (\$297 ) begin
               end else if (\$299 ) begin
               end else begin
-                \$2922  = \$310 [6:0];
+                \$2922  = \$310 [10:0];
               end
             end
           end
     endcase
     if (rst) begin
-      \$2922  = 7'h00;
+      \$2922  = 11'h000;
     end
   end
   always @* begin
@@ -30847,11 +30650,11 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
     casez (seq_state)
       2'h0:
           if (start) begin
-            \$2923  = 6'h00;
+            \$2923  = 11'h000;
           end
       2'h1:
           if (run) begin
-            \$2923  = \$285 [5:0];
+            \$2923  = \$285 [10:0];
           end
       2'h2:
           /* empty */;
@@ -30864,14 +30667,14 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
                 \$2923  = w_nbase;
               end else begin
                 if (\$312 ) begin
-                  \$2923  = 6'h00;
+                  \$2923  = 11'h000;
                 end
               end
             end
           end
     endcase
     if (rst) begin
-      \$2923  = 6'h00;
+      \$2923  = 11'h000;
     end
   end
   always @* begin
@@ -30881,7 +30684,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
     casez (seq_state)
       2'h0:
           if (start) begin
-            \$2924  = 6'h00;
+            \$2924  = 11'h000;
           end
       2'h1:
           /* empty */;
@@ -30900,7 +30703,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
           end
     endcase
     if (rst) begin
-      \$2924  = 6'h00;
+      \$2924  = 11'h000;
     end
   end
   always @* begin
@@ -30910,7 +30713,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
     casez (seq_state)
       2'h0:
           if (start) begin
-            \$2925  = 7'h00;
+            \$2925  = 14'h0000;
           end
       2'h1:
           /* empty */;
@@ -30921,17 +30724,17 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
             if (\$295 ) begin
               (* full_case = 32'd1 *)
               if (\$297 ) begin
-                \$2925  = \$301 [6:0];
+                \$2925  = \$301 [13:0];
               end else if (\$299 ) begin
-                \$2925  = \$303 [6:0];
+                \$2925  = \$303 [13:0];
               end else begin
-                \$2925  = 7'h00;
+                \$2925  = 14'h0000;
               end
             end
           end
     endcase
     if (rst) begin
-      \$2925  = 7'h00;
+      \$2925  = 14'h0000;
     end
   end
   always @* begin
@@ -30941,7 +30744,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
     casez (seq_state)
       2'h0:
           if (start) begin
-            \$2926  = 7'h00;
+            \$2926  = 14'h0000;
           end
       2'h1:
           /* empty */;
@@ -30953,15 +30756,15 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
               (* full_case = 32'd1 *)
               if (\$297 ) begin
               end else if (\$299 ) begin
-                \$2926  = \$302 [6:0];
+                \$2926  = \$302 [13:0];
               end else begin
-                \$2926  = 7'h00;
+                \$2926  = 14'h0000;
               end
             end
           end
     endcase
     if (rst) begin
-      \$2926  = 7'h00;
+      \$2926  = 14'h0000;
     end
   end
   always @* begin
@@ -30970,7 +30773,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
     casez (seq_state)
       2'h0:
           if (start) begin
-            \$2927  = \$280 ;
+            \$2927  = \$280 [6:0];
           end
     endcase
     if (rst) begin
@@ -30984,7 +30787,7 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
     casez (seq_state)
       2'h0:
           if (start) begin
-            \$2928  = \$284 ;
+            \$2928  = \$284 [6:0];
           end
       2'h1:
           /* empty */;
@@ -31013,14 +30816,14 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
     casez (seq_state)
       2'h0:
           if (start) begin
-            \$2929  = 8'h00;
+            \$2929  = 19'h00000;
           end
     endcase
     if (\$signal$6636 ) begin
-      \$2929  = \$1888 [7:0];
+      \$2929  = \$1888 [18:0];
     end
     if (rst) begin
-      \$2929  = 8'h00;
+      \$2929  = 19'h00000;
     end
   end
   always @* begin
@@ -31029,14 +30832,14 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
     casez (seq_state)
       2'h0:
           if (start) begin
-            \$2930  = 8'h00;
+            \$2930  = 19'h00000;
           end
     endcase
     if (wr_now) begin
-      \$2930  = \$1889 [7:0];
+      \$2930  = \$1889 [18:0];
     end
     if (rst) begin
-      \$2930  = 8'h00;
+      \$2930  = 19'h00000;
     end
   end
   always @* begin
@@ -33069,14 +32872,14 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
       \$3083  = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
-  assign \$signature__addr  = x_fill[5:0];
+  assign \$signature__addr  = x_fill[12:0];
   assign \$signature__data  = x_in__payload;
-  assign \$signature__addr$19  = w_fill[5:0];
+  assign w_fill = \$signature__addr$19 ;
   assign \$signature__data$21  = w_in__payload;
   assign x_rd__en = run;
   assign w_rd__en = run;
   assign w_addr = w_rd__addr;
-  assign x_rd__addr = \$5 [5:0];
+  assign x_rd__addr = \$5 [12:0];
   assign dec_c0_l0__member = \$6 [4:0];
   assign dec_c0_l0__code = w_rd__data[7:0];
   assign dec_c0_l1__member = \$7 [4:0];
@@ -37850,11 +37653,11 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   assign \w_in__payload[31].codes[3]  = w_in__payload[1333:1326];
   assign \w_in__payload[31].sel  = w_in__payload[1335:1334];
   assign \w_in__payload[31].scale  = w_in__payload[1343:1336];
-  assign \cfg.m  = cfg[6:0];
-  assign \cfg.k_tiles  = cfg[13:7];
-  assign \cfg.n_tiles  = cfg[20:14];
-  assign \cfg.fmt  = cfg[24:21];
-  assign \cfg.m_tile  = cfg[31:25];
+  assign \cfg.m  = cfg[13:0];
+  assign \cfg.k_tiles  = cfg[27:14];
+  assign \cfg.n_tiles  = cfg[38:28];
+  assign \cfg.fmt  = cfg[42:39];
+  assign \cfg.m_tile  = cfg[49:43];
   assign \out__payload[0]  = out__payload[31:0];
   assign \out__payload[1]  = out__payload[63:32];
   assign \out__payload[2]  = out__payload[95:64];
@@ -38271,11 +38074,11 @@ module pe_array(x_in__valid, w_in__payload, w_in__valid, start, cfg, out__ready,
   assign \$signature__data$21[31].codes[3]  = w_in__payload[1333:1326];
   assign \$signature__data$21[31].sel  = w_in__payload[1335:1334];
   assign \$signature__data$21[31].scale  = w_in__payload[1343:1336];
-  assign \rc.m  = rc[6:0];
-  assign \rc.k_tiles  = rc[13:7];
-  assign \rc.n_tiles  = rc[20:14];
-  assign \rc.fmt  = rc[24:21];
-  assign \rc.m_tile  = rc[31:25];
+  assign \rc.m  = rc[13:0];
+  assign \rc.k_tiles  = rc[27:14];
+  assign \rc.n_tiles  = rc[38:28];
+  assign \rc.fmt  = rc[42:39];
+  assign \rc.m_tile  = rc[49:43];
   assign \w_rd__data[0]  = w_rd__data[41:0];
   assign \w_rd__data[0].codes  = w_rd__data[31:0];
   assign \w_rd__data[0].codes[0]  = w_rd__data[7:0];

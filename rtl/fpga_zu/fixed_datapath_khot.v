@@ -3,115 +3,126 @@
 module fixed_datapath_khot(inp__valid, bn_scale, bn_shift, out__ready, residual, clk, rst, inp__ready, out__payload, out__valid, inp__payload);
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
-  wire [23:0] \$10 ;
-  wire [22:0] \$11 ;
-  wire [23:0] \$12 ;
-  wire [23:0] \$13 ;
-  wire [24:0] \$14 ;
-  wire [22:0] \$15 ;
-  wire [23:0] \$16 ;
-  wire [22:0] \$17 ;
-  wire [23:0] \$18 ;
-  wire [23:0] \$19 ;
+  wire [7:0] \$10 ;
+  wire [23:0] \$11 ;
+  wire \$12 ;
+  wire [1:0] \$13 ;
+  wire [14:0] \$14 ;
+  wire \$15 ;
+  wire [15:0] \$16 ;
+  wire \$17 ;
+  wire [1:0] \$18 ;
+  wire [14:0] \$19 ;
   wire \$2 ;
-  wire [25:0] \$20 ;
-  wire [22:0] \$21 ;
-  wire [23:0] \$22 ;
-  wire [22:0] \$23 ;
-  wire [23:0] \$24 ;
-  wire [23:0] \$25 ;
-  wire [26:0] \$26 ;
-  wire [22:0] \$27 ;
-  wire [23:0] \$28 ;
-  wire [22:0] \$29 ;
-  wire [23:0] \$3 ;
-  wire [23:0] \$30 ;
-  wire [23:0] \$31 ;
-  wire [27:0] \$32 ;
-  wire [22:0] \$33 ;
-  wire [23:0] \$34 ;
-  wire [22:0] \$35 ;
-  wire [23:0] \$36 ;
-  wire [23:0] \$37 ;
-  wire [28:0] \$38 ;
-  wire [22:0] \$39 ;
-  wire [22:0] \$4 ;
-  wire [23:0] \$40 ;
-  wire [22:0] \$41 ;
-  wire [23:0] \$42 ;
-  wire [23:0] \$43 ;
-  wire [29:0] \$44 ;
-  wire [22:0] \$45 ;
-  wire [23:0] \$46 ;
-  wire [22:0] \$47 ;
-  wire [23:0] \$48 ;
-  wire [23:0] \$49 ;
-  wire [23:0] \$5 ;
-  wire [30:0] \$50 ;
-  wire [31:0] \$51 ;
-  wire [38:0] \$52 ;
-  wire [39:0] \$53 ;
-  wire [38:0] \$54 ;
-  wire [39:0] \$55 ;
-  wire [39:0] \$56 ;
-  wire [38:0] \$57 ;
-  wire [39:0] \$58 ;
-  wire [38:0] \$59 ;
-  wire [22:0] \$6 ;
-  wire [39:0] \$60 ;
-  wire [39:0] \$61 ;
-  wire [40:0] \$62 ;
-  wire [26:0] \$63 ;
-  wire [41:0] \$64 ;
-  wire [22:0] \$65 ;
-  wire [42:0] \$66 ;
+  wire \$20 ;
+  wire [15:0] \$21 ;
+  wire [16:0] \$22 ;
+  wire \$23 ;
+  wire [1:0] \$24 ;
+  wire [14:0] \$25 ;
+  wire \$26 ;
+  wire [15:0] \$27 ;
+  wire \$28 ;
+  wire [1:0] \$29 ;
+  wire [7:0] \$3 ;
+  wire [14:0] \$30 ;
+  wire \$31 ;
+  wire [15:0] \$32 ;
+  wire [16:0] \$33 ;
+  wire [17:0] \$34 ;
+  wire \$35 ;
+  wire [1:0] \$36 ;
+  wire [14:0] \$37 ;
+  wire \$38 ;
+  wire [15:0] \$39 ;
+  wire [7:0] \$4 ;
+  wire \$40 ;
+  wire [1:0] \$41 ;
+  wire [14:0] \$42 ;
+  wire \$43 ;
+  wire [15:0] \$44 ;
+  wire [16:0] \$45 ;
+  wire \$46 ;
+  wire [1:0] \$47 ;
+  wire [14:0] \$48 ;
+  wire \$49 ;
+  wire [7:0] \$5 ;
+  wire [15:0] \$50 ;
+  wire \$51 ;
+  wire [1:0] \$52 ;
+  wire [14:0] \$53 ;
+  wire \$54 ;
+  wire [15:0] \$55 ;
+  wire [16:0] \$56 ;
+  wire [17:0] \$57 ;
+  wire [18:0] \$58 ;
+  wire [24:0] \$59 ;
+  wire [7:0] \$6 ;
+  wire [23:0] \$60 ;
+  wire [23:0] \$61 ;
+  wire \$62 ;
+  wire [1:0] \$63 ;
+  wire [30:0] \$64 ;
+  wire \$65 ;
+  wire [31:0] \$66 ;
   wire \$67 ;
-  wire \$68 ;
-  wire \$69 ;
-  wire [23:0] \$7 ;
+  wire [1:0] \$68 ;
+  wire [30:0] \$69 ;
+  wire [7:0] \$7 ;
   wire \$70 ;
-  wire \$71 ;
-  wire \$72 ;
-  wire \$73 ;
-  wire \$74 ;
-  wire \$75 ;
+  wire [31:0] \$71 ;
+  wire [32:0] \$72 ;
+  wire [26:0] \$73 ;
+  wire [33:0] \$74 ;
+  wire [22:0] \$75 ;
   wire \$76 ;
   wire \$77 ;
   wire \$78 ;
   wire \$79 ;
-  wire [23:0] \$8 ;
-  reg \$80 ;
-  reg [23:0] \$81 ;
-  reg \$82 ;
-  reg [23:0] \$83 ;
-  reg [11:0] \$84 ;
-  reg [11:0] \$85 ;
-  reg [7:0] \$86 ;
-  reg \$87 ;
-  reg [7:0] \$88 ;
-  wire [22:0] \$9 ;
+  wire [7:0] \$8 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire \$88 ;
+  reg \$89 ;
+  wire [7:0] \$9 ;
+  reg [23:0] \$90 ;
+  reg \$91 ;
+  reg [23:0] \$92 ;
+  reg [9:0] \$93 ;
+  reg [11:0] \$94 ;
+  reg [7:0] \$95 ;
+  reg \$96 ;
+  reg [7:0] \$97 ;
   reg [7:0] \$like  = 8'h00;
   reg [23:0] acc = 24'h000000;
   wire [23:0] acc_next;
-  reg [11:0] bn_r = 12'h000;
-  wire [5:0] \bn_r[0] ;
+  wire [30:0] acc_t0;
+  wire [30:0] acc_t1;
+  reg [9:0] bn_r = 10'h000;
+  wire [4:0] \bn_r[0] ;
   wire \bn_r[0].neg ;
   wire \bn_r[0].nonzero ;
-  wire [3:0] \bn_r[0].shift ;
-  wire [5:0] \bn_r[1] ;
+  wire [2:0] \bn_r[0].shift ;
+  wire [4:0] \bn_r[1] ;
   wire \bn_r[1].neg ;
   wire \bn_r[1].nonzero ;
-  wire [3:0] \bn_r[1].shift ;
-  input [11:0] bn_scale;
-  wire [11:0] bn_scale;
-  wire [5:0] \bn_scale[0] ;
+  wire [2:0] \bn_r[1].shift ;
+  input [9:0] bn_scale;
+  wire [9:0] bn_scale;
+  wire [4:0] \bn_scale[0] ;
   wire \bn_scale[0].neg ;
   wire \bn_scale[0].nonzero ;
-  wire [3:0] \bn_scale[0].shift ;
-  wire [5:0] \bn_scale[1] ;
+  wire [2:0] \bn_scale[0].shift ;
+  wire [4:0] \bn_scale[1] ;
   wire \bn_scale[1].neg ;
   wire \bn_scale[1].nonzero ;
-  wire [3:0] \bn_scale[1].shift ;
+  wire [2:0] \bn_scale[1].shift ;
   input [11:0] bn_shift;
   wire [11:0] bn_shift;
   input clk;
@@ -120,46 +131,46 @@ module fixed_datapath_khot(inp__valid, bn_scale, bn_shift, out__ready, residual,
   reg done = 1'h0;
   reg [23:0] done_acc = 24'h000000;
   reg first = 1'h1;
-  input [80:0] inp__payload;
-  wire [80:0] inp__payload;
+  input [72:0] inp__payload;
+  wire [72:0] inp__payload;
   wire \inp__payload.last ;
-  wire [47:0] \inp__payload.w ;
-  wire [11:0] \inp__payload.w[0] ;
-  wire [5:0] \inp__payload.w[0][0] ;
+  wire [39:0] \inp__payload.w ;
+  wire [9:0] \inp__payload.w[0] ;
+  wire [4:0] \inp__payload.w[0][0] ;
   wire \inp__payload.w[0][0].neg ;
   wire \inp__payload.w[0][0].nonzero ;
-  wire [3:0] \inp__payload.w[0][0].shift ;
-  wire [5:0] \inp__payload.w[0][1] ;
+  wire [2:0] \inp__payload.w[0][0].shift ;
+  wire [4:0] \inp__payload.w[0][1] ;
   wire \inp__payload.w[0][1].neg ;
   wire \inp__payload.w[0][1].nonzero ;
-  wire [3:0] \inp__payload.w[0][1].shift ;
-  wire [11:0] \inp__payload.w[1] ;
-  wire [5:0] \inp__payload.w[1][0] ;
+  wire [2:0] \inp__payload.w[0][1].shift ;
+  wire [9:0] \inp__payload.w[1] ;
+  wire [4:0] \inp__payload.w[1][0] ;
   wire \inp__payload.w[1][0].neg ;
   wire \inp__payload.w[1][0].nonzero ;
-  wire [3:0] \inp__payload.w[1][0].shift ;
-  wire [5:0] \inp__payload.w[1][1] ;
+  wire [2:0] \inp__payload.w[1][0].shift ;
+  wire [4:0] \inp__payload.w[1][1] ;
   wire \inp__payload.w[1][1].neg ;
   wire \inp__payload.w[1][1].nonzero ;
-  wire [3:0] \inp__payload.w[1][1].shift ;
-  wire [11:0] \inp__payload.w[2] ;
-  wire [5:0] \inp__payload.w[2][0] ;
+  wire [2:0] \inp__payload.w[1][1].shift ;
+  wire [9:0] \inp__payload.w[2] ;
+  wire [4:0] \inp__payload.w[2][0] ;
   wire \inp__payload.w[2][0].neg ;
   wire \inp__payload.w[2][0].nonzero ;
-  wire [3:0] \inp__payload.w[2][0].shift ;
-  wire [5:0] \inp__payload.w[2][1] ;
+  wire [2:0] \inp__payload.w[2][0].shift ;
+  wire [4:0] \inp__payload.w[2][1] ;
   wire \inp__payload.w[2][1].neg ;
   wire \inp__payload.w[2][1].nonzero ;
-  wire [3:0] \inp__payload.w[2][1].shift ;
-  wire [11:0] \inp__payload.w[3] ;
-  wire [5:0] \inp__payload.w[3][0] ;
+  wire [2:0] \inp__payload.w[2][1].shift ;
+  wire [9:0] \inp__payload.w[3] ;
+  wire [4:0] \inp__payload.w[3][0] ;
   wire \inp__payload.w[3][0].neg ;
   wire \inp__payload.w[3][0].nonzero ;
-  wire [3:0] \inp__payload.w[3][0].shift ;
-  wire [5:0] \inp__payload.w[3][1] ;
+  wire [2:0] \inp__payload.w[3][0].shift ;
+  wire [4:0] \inp__payload.w[3][1] ;
   wire \inp__payload.w[3][1].neg ;
   wire \inp__payload.w[3][1].nonzero ;
-  wire [3:0] \inp__payload.w[3][1].shift ;
+  wire [2:0] \inp__payload.w[3][1].shift ;
   wire [31:0] \inp__payload.x ;
   wire [7:0] \inp__payload.x[0] ;
   wire [7:0] \inp__payload.x[1] ;
@@ -180,280 +191,307 @@ module fixed_datapath_khot(inp__valid, bn_scale, bn_shift, out__ready, residual,
   input rst;
   wire rst;
   reg [11:0] sh_r = 12'h000;
+  wire [14:0] x0_t0;
+  wire [14:0] x0_t1;
+  wire [14:0] x1_t0;
+  wire [14:0] x1_t1;
+  wire [14:0] x2_t0;
+  wire [14:0] x2_t1;
+  wire [14:0] x3_t0;
+  wire [14:0] x3_t1;
   wire [34:0] y;
-  wire [34:0] \y$20 ;
+  wire [34:0] \y$30 ;
   wire [34:0] y_act;
-  assign \$11  = $signed(inp__payload[7:0]) << inp__payload[43:40];
-  assign \$12  = inp__payload[39] ? \$10  : { \$11 [22], \$11  };
-  assign \$13  = inp__payload[38] ? \$12  : 24'h000000;
-  assign \$14  = $signed(\$8 ) + $signed(\$13 );
-  assign \$15  = $signed(inp__payload[15:8]) << inp__payload[49:46];
-  assign \$16  = - $signed(\$15 );
-  assign \$17  = $signed(inp__payload[15:8]) << inp__payload[49:46];
-  assign \$18  = inp__payload[45] ? \$16  : { \$17 [22], \$17  };
-  assign \$19  = inp__payload[44] ? \$18  : 24'h000000;
-  assign \$20  = $signed(\$14 ) + $signed(\$19 );
-  assign \$21  = $signed(inp__payload[15:8]) << inp__payload[55:52];
-  assign \$22  = - $signed(\$21 );
-  assign \$23  = $signed(inp__payload[15:8]) << inp__payload[55:52];
-  assign \$24  = inp__payload[51] ? \$22  : { \$23 [22], \$23  };
-  assign \$25  = inp__payload[50] ? \$24  : 24'h000000;
-  assign \$26  = $signed(\$20 ) + $signed(\$25 );
-  assign \$27  = $signed(inp__payload[23:16]) << inp__payload[61:58];
-  assign \$28  = - $signed(\$27 );
-  assign \$29  = $signed(inp__payload[23:16]) << inp__payload[61:58];
-  assign \$30  = inp__payload[57] ? \$28  : { \$29 [22], \$29  };
-  assign \$31  = inp__payload[56] ? \$30  : 24'h000000;
-  assign \$32  = $signed(\$26 ) + $signed(\$31 );
-  assign \$33  = $signed(inp__payload[23:16]) << inp__payload[67:64];
-  assign \$34  = - $signed(\$33 );
-  assign \$35  = $signed(inp__payload[23:16]) << inp__payload[67:64];
-  assign \$36  = inp__payload[63] ? \$34  : { \$35 [22], \$35  };
-  assign \$37  = inp__payload[62] ? \$36  : 24'h000000;
-  assign \$38  = $signed(\$32 ) + $signed(\$37 );
-  assign \$39  = $signed(inp__payload[31:24]) << inp__payload[73:70];
-  assign \$40  = - $signed(\$39 );
-  assign \$41  = $signed(inp__payload[31:24]) << inp__payload[73:70];
-  assign \$42  = inp__payload[69] ? \$40  : { \$41 [22], \$41  };
-  assign \$43  = inp__payload[68] ? \$42  : 24'h000000;
-  assign \$44  = $signed(\$38 ) + $signed(\$43 );
-  assign \$45  = $signed(inp__payload[31:24]) << inp__payload[79:76];
-  assign \$46  = - $signed(\$45 );
-  assign \$47  = $signed(inp__payload[31:24]) << inp__payload[79:76];
-  assign \$48  = inp__payload[75] ? \$46  : { \$47 [22], \$47  };
-  assign \$49  = inp__payload[74] ? \$48  : 24'h000000;
-  assign \$50  = $signed(\$44 ) + $signed(\$49 );
-  assign \$51  = $signed(\$3 ) + $signed(\$50 );
-  assign \$52  = $signed(done_acc) << bn_r[5:2];
-  assign \$53  = - $signed(\$52 );
-  assign \$54  = $signed(done_acc) << bn_r[5:2];
-  assign \$55  = bn_r[1] ? \$53  : { \$54 [38], \$54  };
-  assign \$56  = bn_r[0] ? \$55  : 40'h0000000000;
-  assign \$57  = $signed(done_acc) << bn_r[11:8];
-  assign \$58  = - $signed(\$57 );
-  assign \$59  = $signed(done_acc) << bn_r[11:8];
-  assign \$60  = bn_r[7] ? \$58  : { \$59 [38], \$59  };
-  assign \$61  = bn_r[6] ? \$60  : 40'h0000000000;
-  assign \$62  = $signed(\$56 ) + $signed(\$61 );
-  assign \$64  = $signed(\$62 ) + $signed(\$63 );
-  assign \$66  = $signed(\$64 ) + $signed(\$65 );
-  assign \$67  = $signed(\$66 [34:0]) < $signed(1'h0);
-  assign y_act = \$67  ? 35'h000000000 : \$66 [34:0];
-  assign \$68  = ~ out__ready;
-  assign \$69  = out__valid & \$68 ;
-  assign \$70  = ~ \$69 ;
-  assign \$71  = ~ out__ready;
-  assign \$72  = out__valid & \$71 ;
-  assign \$73  = ~ \$72 ;
-  assign \$74  = inp__valid & \$73 ;
-  assign \$75  = out__valid & out__ready;
-  assign \$76  = ~ out__ready;
-  assign \$77  = out__valid & \$76 ;
-  assign \$78  = ~ \$77 ;
-  assign \$79  = done & \$78 ;
+  assign inp__ready = ~ \$2 ;
+  assign \$3  = inp__payload[32] ? inp__payload[7:0] : 8'h00;
+  assign x0_t0 = $signed(\$3 ) << inp__payload[36:34];
+  assign \$4  = inp__payload[37] ? inp__payload[7:0] : 8'h00;
+  assign x0_t1 = $signed(\$4 ) << inp__payload[41:39];
+  assign \$5  = inp__payload[42] ? inp__payload[15:8] : 8'h00;
+  assign x1_t0 = $signed(\$5 ) << inp__payload[46:44];
+  assign \$6  = inp__payload[47] ? inp__payload[15:8] : 8'h00;
+  assign x1_t1 = $signed(\$6 ) << inp__payload[51:49];
+  assign \$7  = inp__payload[52] ? inp__payload[23:16] : 8'h00;
+  assign x2_t0 = $signed(\$7 ) << inp__payload[56:54];
+  assign \$8  = inp__payload[57] ? inp__payload[23:16] : 8'h00;
+  assign x2_t1 = $signed(\$8 ) << inp__payload[61:59];
+  assign \$9  = inp__payload[62] ? inp__payload[31:24] : 8'h00;
+  assign x3_t0 = $signed(\$9 ) << inp__payload[66:64];
+  assign \$10  = inp__payload[67] ? inp__payload[31:24] : 8'h00;
+  assign x3_t1 = $signed(\$10 ) << inp__payload[71:69];
+  assign \$11  = first ? 24'h000000 : acc;
+  assign \$12  = inp__payload[33] & inp__payload[32];
+  assign \$13  = \$12  ? 2'h3 : 2'h0;
+  assign \$14  = x0_t0 ^ { \$13 [1], \$13 [1], \$13 [1], \$13 [1], \$13 [1], \$13 [1], \$13 [1], \$13 [1], \$13 [1], \$13 [1], \$13 [1], \$13 [1], \$13 [1], \$13  };
+  assign \$15  = inp__payload[33] & inp__payload[32];
+  assign \$16  = $signed(\$14 ) + $signed({ 1'h0, \$15  });
+  assign \$17  = inp__payload[38] & inp__payload[37];
+  assign \$18  = \$17  ? 2'h3 : 2'h0;
+  assign \$19  = x0_t1 ^ { \$18 [1], \$18 [1], \$18 [1], \$18 [1], \$18 [1], \$18 [1], \$18 [1], \$18 [1], \$18 [1], \$18 [1], \$18 [1], \$18 [1], \$18 [1], \$18  };
+  assign \$20  = inp__payload[38] & inp__payload[37];
+  assign \$21  = $signed(\$19 ) + $signed({ 1'h0, \$20  });
+  assign \$22  = $signed(\$16 ) + $signed(\$21 );
+  assign \$23  = inp__payload[43] & inp__payload[42];
+  assign \$24  = \$23  ? 2'h3 : 2'h0;
+  assign \$25  = x1_t0 ^ { \$24 [1], \$24 [1], \$24 [1], \$24 [1], \$24 [1], \$24 [1], \$24 [1], \$24 [1], \$24 [1], \$24 [1], \$24 [1], \$24 [1], \$24 [1], \$24  };
+  assign \$26  = inp__payload[43] & inp__payload[42];
+  assign \$27  = $signed(\$25 ) + $signed({ 1'h0, \$26  });
+  assign \$28  = inp__payload[48] & inp__payload[47];
+  assign \$29  = \$28  ? 2'h3 : 2'h0;
+  assign \$30  = x1_t1 ^ { \$29 [1], \$29 [1], \$29 [1], \$29 [1], \$29 [1], \$29 [1], \$29 [1], \$29 [1], \$29 [1], \$29 [1], \$29 [1], \$29 [1], \$29 [1], \$29  };
+  assign \$31  = inp__payload[48] & inp__payload[47];
+  assign \$32  = $signed(\$30 ) + $signed({ 1'h0, \$31  });
+  assign \$33  = $signed(\$27 ) + $signed(\$32 );
+  assign \$34  = $signed(\$22 ) + $signed(\$33 );
+  assign \$35  = inp__payload[53] & inp__payload[52];
+  assign \$36  = \$35  ? 2'h3 : 2'h0;
+  assign \$37  = x2_t0 ^ { \$36 [1], \$36 [1], \$36 [1], \$36 [1], \$36 [1], \$36 [1], \$36 [1], \$36 [1], \$36 [1], \$36 [1], \$36 [1], \$36 [1], \$36 [1], \$36  };
+  assign \$38  = inp__payload[53] & inp__payload[52];
+  assign \$39  = $signed(\$37 ) + $signed({ 1'h0, \$38  });
+  assign \$40  = inp__payload[58] & inp__payload[57];
+  assign \$41  = \$40  ? 2'h3 : 2'h0;
+  assign \$42  = x2_t1 ^ { \$41 [1], \$41 [1], \$41 [1], \$41 [1], \$41 [1], \$41 [1], \$41 [1], \$41 [1], \$41 [1], \$41 [1], \$41 [1], \$41 [1], \$41 [1], \$41  };
+  assign \$43  = inp__payload[58] & inp__payload[57];
+  assign \$44  = $signed(\$42 ) + $signed({ 1'h0, \$43  });
+  assign \$45  = $signed(\$39 ) + $signed(\$44 );
+  assign \$46  = inp__payload[63] & inp__payload[62];
+  assign \$47  = \$46  ? 2'h3 : 2'h0;
+  assign \$48  = x3_t0 ^ { \$47 [1], \$47 [1], \$47 [1], \$47 [1], \$47 [1], \$47 [1], \$47 [1], \$47 [1], \$47 [1], \$47 [1], \$47 [1], \$47 [1], \$47 [1], \$47  };
+  assign \$49  = inp__payload[63] & inp__payload[62];
+  assign \$50  = $signed(\$48 ) + $signed({ 1'h0, \$49  });
+  assign \$51  = inp__payload[68] & inp__payload[67];
+  assign \$52  = \$51  ? 2'h3 : 2'h0;
+  assign \$53  = x3_t1 ^ { \$52 [1], \$52 [1], \$52 [1], \$52 [1], \$52 [1], \$52 [1], \$52 [1], \$52 [1], \$52 [1], \$52 [1], \$52 [1], \$52 [1], \$52 [1], \$52  };
+  assign \$54  = inp__payload[68] & inp__payload[67];
+  assign \$55  = $signed(\$53 ) + $signed({ 1'h0, \$54  });
+  assign \$56  = $signed(\$50 ) + $signed(\$55 );
+  assign \$57  = $signed(\$45 ) + $signed(\$56 );
+  assign \$58  = $signed(\$34 ) + $signed(\$57 );
+  assign \$59  = $signed(\$11 ) + $signed(\$58 );
+  assign \$60  = bn_r[0] ? done_acc : 24'h000000;
+  assign acc_t0 = $signed(\$60 ) << bn_r[4:2];
+  assign \$61  = bn_r[5] ? done_acc : 24'h000000;
+  assign acc_t1 = $signed(\$61 ) << bn_r[9:7];
+  assign \$62  = bn_r[1] & bn_r[0];
+  assign \$63  = \$62  ? 2'h3 : 2'h0;
+  assign \$64  = acc_t0 ^ { \$63 [1], \$63 [1], \$63 [1], \$63 [1], \$63 [1], \$63 [1], \$63 [1], \$63 [1], \$63 [1], \$63 [1], \$63 [1], \$63 [1], \$63 [1], \$63 [1], \$63 [1], \$63 [1], \$63 [1], \$63 [1], \$63 [1], \$63 [1], \$63 [1], \$63 [1], \$63 [1], \$63 [1], \$63 [1], \$63 [1], \$63 [1], \$63 [1], \$63 [1], \$63  };
+  assign \$65  = bn_r[1] & bn_r[0];
+  assign \$66  = $signed(\$64 ) + $signed({ 1'h0, \$65  });
+  assign \$67  = bn_r[6] & bn_r[5];
+  assign \$68  = \$67  ? 2'h3 : 2'h0;
+  assign \$69  = acc_t1 ^ { \$68 [1], \$68 [1], \$68 [1], \$68 [1], \$68 [1], \$68 [1], \$68 [1], \$68 [1], \$68 [1], \$68 [1], \$68 [1], \$68 [1], \$68 [1], \$68 [1], \$68 [1], \$68 [1], \$68 [1], \$68 [1], \$68 [1], \$68 [1], \$68 [1], \$68 [1], \$68 [1], \$68 [1], \$68 [1], \$68 [1], \$68 [1], \$68 [1], \$68 [1], \$68  };
+  assign \$70  = bn_r[6] & bn_r[5];
+  assign \$71  = $signed(\$69 ) + $signed({ 1'h0, \$70  });
+  assign \$72  = $signed(\$66 ) + $signed(\$71 );
+  assign \$74  = $signed(\$72 ) + $signed(\$73 );
+  assign y = $signed(\$74 ) + $signed(\$75 );
+  assign \$76  = $signed(y) < $signed(1'h0);
+  assign y_act = \$76  ? 35'h000000000 : y;
+  assign \$77  = ~ out__ready;
+  assign \$78  = out__valid & \$77 ;
+  assign \$79  = ~ \$78 ;
+  assign \$80  = ~ out__ready;
+  assign \$81  = out__valid & \$80 ;
+  assign \$82  = ~ \$81 ;
+  assign \$83  = inp__valid & \$82 ;
+  assign \$84  = out__valid & out__ready;
+  assign \$85  = ~ out__ready;
+  assign \$86  = out__valid & \$85 ;
+  assign \$87  = ~ \$86 ;
+  assign \$88  = done & \$87 ;
   always @(posedge clk)
-    done <= \$80 ;
+    done <= \$89 ;
   always @(posedge clk)
-    acc <= \$81 ;
+    acc <= \$90 ;
   always @(posedge clk)
-    first <= \$82 ;
+    first <= \$91 ;
   always @(posedge clk)
-    done_acc <= \$83 ;
+    done_acc <= \$92 ;
   always @(posedge clk)
-    bn_r <= \$84 ;
+    bn_r <= \$93 ;
   always @(posedge clk)
-    sh_r <= \$85 ;
+    sh_r <= \$94 ;
   always @(posedge clk)
-    \$like  <= \$86 ;
+    \$like  <= \$95 ;
   always @(posedge clk)
-    out__valid <= \$87 ;
+    out__valid <= \$96 ;
   always @(posedge clk)
-    out__payload <= \$88 ;
+    out__payload <= \$97 ;
   assign \$1  = ~ out__ready;
   assign \$2  = out__valid & \$1 ;
-  assign inp__ready = ~ \$2 ;
-  assign \$3  = first ? 24'h000000 : acc;
-  assign \$4  = $signed(inp__payload[7:0]) << inp__payload[37:34];
-  assign \$5  = - $signed(\$4 );
-  assign \$6  = $signed(inp__payload[7:0]) << inp__payload[37:34];
-  assign \$7  = inp__payload[33] ? \$5  : { \$6 [22], \$6  };
-  assign \$8  = inp__payload[32] ? \$7  : 24'h000000;
-  assign \$9  = $signed(inp__payload[7:0]) << inp__payload[43:40];
-  assign \$10  = - $signed(\$9 );
   \fixed_datapath_khot.requant  requant (
     .code(code),
     .y(y_act)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$80  = done;
-    if (\$70 ) begin
-      \$80  = 1'h0;
-    end
-    if (\$74 ) begin
-      if (inp__payload[80]) begin
-        \$80  = 1'h1;
-      end
-    end
-    if (rst) begin
-      \$80  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$81  = acc;
-    if (\$74 ) begin
-      \$81  = \$51 [23:0];
-    end
-    if (rst) begin
-      \$81  = 24'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$82  = first;
-    if (\$74 ) begin
-      \$82  = inp__payload[80];
-    end
-    if (rst) begin
-      \$82  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$83  = done_acc;
-    if (\$74 ) begin
-      if (inp__payload[80]) begin
-        \$83  = \$51 [23:0];
-      end
-    end
-    if (rst) begin
-      \$83  = 24'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$84  = bn_r;
-    if (\$74 ) begin
-      if (inp__payload[80]) begin
-        \$84  = bn_scale;
-      end
-    end
-    if (rst) begin
-      \$84  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$85  = sh_r;
-    if (\$74 ) begin
-      if (inp__payload[80]) begin
-        \$85  = bn_shift;
-      end
-    end
-    if (rst) begin
-      \$85  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$86  = \$like ;
-    if (\$74 ) begin
-      if (inp__payload[80]) begin
-        \$86  = residual;
-      end
-    end
-    if (rst) begin
-      \$86  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$87  = out__valid;
-    if (\$75 ) begin
-      \$87  = 1'h0;
-    end
+    \$89  = done;
     if (\$79 ) begin
-      \$87  = 1'h1;
+      \$89  = 1'h0;
+    end
+    if (\$83 ) begin
+      if (inp__payload[72]) begin
+        \$89  = 1'h1;
+      end
     end
     if (rst) begin
-      \$87  = 1'h0;
+      \$89  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$88  = out__payload;
-    if (\$79 ) begin
-      \$88  = code;
+    \$90  = acc;
+    if (\$83 ) begin
+      \$90  = \$59 [23:0];
     end
     if (rst) begin
-      \$88  = 8'h00;
+      \$90  = 24'h000000;
     end
   end
-  assign acc_next = \$51 [23:0];
-  assign y = \$66 [34:0];
-  assign \y$20  = y_act;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$91  = first;
+    if (\$83 ) begin
+      \$91  = inp__payload[72];
+    end
+    if (rst) begin
+      \$91  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$92  = done_acc;
+    if (\$83 ) begin
+      if (inp__payload[72]) begin
+        \$92  = \$59 [23:0];
+      end
+    end
+    if (rst) begin
+      \$92  = 24'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$93  = bn_r;
+    if (\$83 ) begin
+      if (inp__payload[72]) begin
+        \$93  = bn_scale;
+      end
+    end
+    if (rst) begin
+      \$93  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$94  = sh_r;
+    if (\$83 ) begin
+      if (inp__payload[72]) begin
+        \$94  = bn_shift;
+      end
+    end
+    if (rst) begin
+      \$94  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$95  = \$like ;
+    if (\$83 ) begin
+      if (inp__payload[72]) begin
+        \$95  = residual;
+      end
+    end
+    if (rst) begin
+      \$95  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$96  = out__valid;
+    if (\$84 ) begin
+      \$96  = 1'h0;
+    end
+    if (\$88 ) begin
+      \$96  = 1'h1;
+    end
+    if (rst) begin
+      \$96  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$97  = out__payload;
+    if (\$88 ) begin
+      \$97  = code;
+    end
+    if (rst) begin
+      \$97  = 8'h00;
+    end
+  end
+  assign acc_next = \$59 [23:0];
+  assign \y$30  = y_act;
   assign \inp__payload.x  = inp__payload[31:0];
   assign \inp__payload.x[0]  = inp__payload[7:0];
   assign \inp__payload.x[1]  = inp__payload[15:8];
   assign \inp__payload.x[2]  = inp__payload[23:16];
   assign \inp__payload.x[3]  = inp__payload[31:24];
-  assign \inp__payload.w  = inp__payload[79:32];
-  assign \inp__payload.w[0]  = inp__payload[43:32];
-  assign \inp__payload.w[0][0]  = inp__payload[37:32];
+  assign \inp__payload.w  = inp__payload[71:32];
+  assign \inp__payload.w[0]  = inp__payload[41:32];
+  assign \inp__payload.w[0][0]  = inp__payload[36:32];
   assign \inp__payload.w[0][0].nonzero  = inp__payload[32];
   assign \inp__payload.w[0][0].neg  = inp__payload[33];
-  assign \inp__payload.w[0][0].shift  = inp__payload[37:34];
-  assign \inp__payload.w[0][1]  = inp__payload[43:38];
-  assign \inp__payload.w[0][1].nonzero  = inp__payload[38];
-  assign \inp__payload.w[0][1].neg  = inp__payload[39];
-  assign \inp__payload.w[0][1].shift  = inp__payload[43:40];
-  assign \inp__payload.w[1]  = inp__payload[55:44];
-  assign \inp__payload.w[1][0]  = inp__payload[49:44];
-  assign \inp__payload.w[1][0].nonzero  = inp__payload[44];
-  assign \inp__payload.w[1][0].neg  = inp__payload[45];
-  assign \inp__payload.w[1][0].shift  = inp__payload[49:46];
-  assign \inp__payload.w[1][1]  = inp__payload[55:50];
-  assign \inp__payload.w[1][1].nonzero  = inp__payload[50];
-  assign \inp__payload.w[1][1].neg  = inp__payload[51];
-  assign \inp__payload.w[1][1].shift  = inp__payload[55:52];
-  assign \inp__payload.w[2]  = inp__payload[67:56];
-  assign \inp__payload.w[2][0]  = inp__payload[61:56];
-  assign \inp__payload.w[2][0].nonzero  = inp__payload[56];
-  assign \inp__payload.w[2][0].neg  = inp__payload[57];
-  assign \inp__payload.w[2][0].shift  = inp__payload[61:58];
-  assign \inp__payload.w[2][1]  = inp__payload[67:62];
-  assign \inp__payload.w[2][1].nonzero  = inp__payload[62];
-  assign \inp__payload.w[2][1].neg  = inp__payload[63];
-  assign \inp__payload.w[2][1].shift  = inp__payload[67:64];
-  assign \inp__payload.w[3]  = inp__payload[79:68];
-  assign \inp__payload.w[3][0]  = inp__payload[73:68];
-  assign \inp__payload.w[3][0].nonzero  = inp__payload[68];
-  assign \inp__payload.w[3][0].neg  = inp__payload[69];
-  assign \inp__payload.w[3][0].shift  = inp__payload[73:70];
-  assign \inp__payload.w[3][1]  = inp__payload[79:74];
-  assign \inp__payload.w[3][1].nonzero  = inp__payload[74];
-  assign \inp__payload.w[3][1].neg  = inp__payload[75];
-  assign \inp__payload.w[3][1].shift  = inp__payload[79:76];
-  assign \inp__payload.last  = inp__payload[80];
-  assign \bn_scale[0]  = bn_scale[5:0];
+  assign \inp__payload.w[0][0].shift  = inp__payload[36:34];
+  assign \inp__payload.w[0][1]  = inp__payload[41:37];
+  assign \inp__payload.w[0][1].nonzero  = inp__payload[37];
+  assign \inp__payload.w[0][1].neg  = inp__payload[38];
+  assign \inp__payload.w[0][1].shift  = inp__payload[41:39];
+  assign \inp__payload.w[1]  = inp__payload[51:42];
+  assign \inp__payload.w[1][0]  = inp__payload[46:42];
+  assign \inp__payload.w[1][0].nonzero  = inp__payload[42];
+  assign \inp__payload.w[1][0].neg  = inp__payload[43];
+  assign \inp__payload.w[1][0].shift  = inp__payload[46:44];
+  assign \inp__payload.w[1][1]  = inp__payload[51:47];
+  assign \inp__payload.w[1][1].nonzero  = inp__payload[47];
+  assign \inp__payload.w[1][1].neg  = inp__payload[48];
+  assign \inp__payload.w[1][1].shift  = inp__payload[51:49];
+  assign \inp__payload.w[2]  = inp__payload[61:52];
+  assign \inp__payload.w[2][0]  = inp__payload[56:52];
+  assign \inp__payload.w[2][0].nonzero  = inp__payload[52];
+  assign \inp__payload.w[2][0].neg  = inp__payload[53];
+  assign \inp__payload.w[2][0].shift  = inp__payload[56:54];
+  assign \inp__payload.w[2][1]  = inp__payload[61:57];
+  assign \inp__payload.w[2][1].nonzero  = inp__payload[57];
+  assign \inp__payload.w[2][1].neg  = inp__payload[58];
+  assign \inp__payload.w[2][1].shift  = inp__payload[61:59];
+  assign \inp__payload.w[3]  = inp__payload[71:62];
+  assign \inp__payload.w[3][0]  = inp__payload[66:62];
+  assign \inp__payload.w[3][0].nonzero  = inp__payload[62];
+  assign \inp__payload.w[3][0].neg  = inp__payload[63];
+  assign \inp__payload.w[3][0].shift  = inp__payload[66:64];
+  assign \inp__payload.w[3][1]  = inp__payload[71:67];
+  assign \inp__payload.w[3][1].nonzero  = inp__payload[67];
+  assign \inp__payload.w[3][1].neg  = inp__payload[68];
+  assign \inp__payload.w[3][1].shift  = inp__payload[71:69];
+  assign \inp__payload.last  = inp__payload[72];
+  assign \bn_scale[0]  = bn_scale[4:0];
   assign \bn_scale[0].nonzero  = bn_scale[0];
   assign \bn_scale[0].neg  = bn_scale[1];
-  assign \bn_scale[0].shift  = bn_scale[5:2];
-  assign \bn_scale[1]  = bn_scale[11:6];
-  assign \bn_scale[1].nonzero  = bn_scale[6];
-  assign \bn_scale[1].neg  = bn_scale[7];
-  assign \bn_scale[1].shift  = bn_scale[11:8];
-  assign \bn_r[0]  = bn_r[5:0];
+  assign \bn_scale[0].shift  = bn_scale[4:2];
+  assign \bn_scale[1]  = bn_scale[9:5];
+  assign \bn_scale[1].nonzero  = bn_scale[5];
+  assign \bn_scale[1].neg  = bn_scale[6];
+  assign \bn_scale[1].shift  = bn_scale[9:7];
+  assign \bn_r[0]  = bn_r[4:0];
   assign \bn_r[0].nonzero  = bn_r[0];
   assign \bn_r[0].neg  = bn_r[1];
-  assign \bn_r[0].shift  = bn_r[5:2];
-  assign \bn_r[1]  = bn_r[11:6];
-  assign \bn_r[1].nonzero  = bn_r[6];
-  assign \bn_r[1].neg  = bn_r[7];
-  assign \bn_r[1].shift  = bn_r[11:8];
-  assign \$63  = { sh_r[11], sh_r[11], sh_r[11], sh_r[11], sh_r[11], sh_r[11], sh_r, 9'h000 };
-  assign \$65  = { \$like [7], \$like [7], \$like [7], \$like [7], \$like , 11'h000 };
+  assign \bn_r[0].shift  = bn_r[4:2];
+  assign \bn_r[1]  = bn_r[9:5];
+  assign \bn_r[1].nonzero  = bn_r[5];
+  assign \bn_r[1].neg  = bn_r[6];
+  assign \bn_r[1].shift  = bn_r[9:7];
+  assign \$73  = { sh_r[11], sh_r[11], sh_r[11], sh_r[11], sh_r[11], sh_r[11], sh_r, 9'h000 };
+  assign \$75  = { \$like [7], \$like [7], \$like [7], \$like [7], \$like , 11'h000 };
 endmodule
 
 module \fixed_datapath_khot.requant (code, y);
