@@ -533,6 +533,13 @@ def _finetune_markdown(r: dict) -> list[str]:
             line += (f" {f['before_held_out']:.4f} | {f['after_held_out']:.4f} | "
                      f"{f['after_held_out'] - f['before_held_out']:+.4f} |")
         lines.append(line + f" {f['device']} | {f['seconds']:.0f} |")
+    done = {(round(f["budget_pj"]), f["plan"]) for f in fts}
+    missing = [f"{name} at {format_si(row['budget_pj'] * 1e-12, 'J')}" for row in r.get("rows", [])
+               if any(abs(row["fraction"] - x) < 1e-9 for x in FINETUNE_FRACTIONS)
+               for name in ("refined", "best uniform")
+               if row["plans"].get(name) and (round(row["budget_pj"]), name) not in done]
+    if missing:
+        lines += ["", f"**Not fine-tuned in this regeneration** (stopped for time): {', '.join(missing)}."]
     return lines + [""]
 
 

@@ -199,7 +199,7 @@ def build_report() -> str:
     lines += _optional("hwq.reports.hardware_fit", "fit_section_lines", "Buffers and device fit")()
     routed = None
     try:
-        from hwq.reports.hardware_timing import routed_results, timing_lines
+        from hwq.reports.hardware_timing import preset_lines, routed_results, timing_lines
     except ImportError as e:
         if e.name != "hwq.reports.hardware_timing":
             raise
@@ -207,6 +207,7 @@ def build_report() -> str:
     else:
         lines += timing_lines()
         routed = routed_results(log=sys.stderr)[0]
+        lines += preset_lines()
     lines += _optional("hwq.hw.pe_metrics", "markdown_lines", "Bit-serial PE against its baselines")() + [""]
     kx = fixed_config_for(load_spec("fpga_zu"), khot=2)
     lines += khot_section_lines(results, routed, khot=kx.khot, term_bits=term_layout(kx.term_shift_bits(kx.w_fmt)).size,
