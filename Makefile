@@ -20,7 +20,7 @@ explore: setup  ## install everything, then run the main job on its defaults (th
 	hwq explore --model resnet50 --budget 2mJ
 
 test: setup  ## install everything, then run the whole test suite (cocotb on Icarus and Verilator included)
-	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --durations=15 $(PYTEST_ARGS)
 
 bench: setup
 	hwq bench
