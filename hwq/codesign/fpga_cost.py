@@ -6,14 +6,15 @@ synthesised by :mod:`hwq.hw.synth`; the resource counts are stored in
 reaches the generator and the source of the generator and synthesis modules, so a point is
 synthesised once, and again only when the hardware code changes.
 
-The Pareto objective is the device utilisation: the largest of LUT/luts, FF/ffs,
-DSP/dsps and BRAM36/bram_36k of the spec's ``fpga`` section (a fraction; > 1 does not fit).
+The Pareto objective is the device utilisation: the largest fraction of any resource of the
+spec's ``fpga`` section (:func:`hwq.hw.fit.device_utilisation`; > 1 does not fit).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import asdict
 from pathlib import Path
@@ -21,7 +22,8 @@ from typing import Any
 
 #: Modules whose source decides the synthesis result (part of the cache key).
 HW_MODULES = ("hwq.hw.array", "hwq.hw.pe", "hwq.hw.pe_parallel", "hwq.hw.decoder", "hwq.hw.dequant",
-              "hwq.hw.config", "hwq.hw.generate", "hwq.hw.synth", "hwq.hw.presets", "hwq.codesign.artifacts")
+              "hwq.hw.config", "hwq.hw.generate", "hwq.hw.synth", "hwq.hw.presets", "hwq.hw.buffers",
+              "hwq.hw.digits", "hwq.hw.shift_add", "hwq.codesign.artifacts")
 
 
 def _source_hash() -> str:
@@ -46,11 +48,12 @@ def synth_key(spec) -> str:
 
 
 def utilization(resources: dict[str, Any], spec) -> dict[str, float]:
-    """Fraction of the device each resource uses (LUT, FF, DSP, BRAM36)."""
-    f = spec.fpga
-    return {"lut": (resources.get("LUT", 0) + resources.get("LUTRAM", 0)) / f.luts,
-            "ff": resources.get("FF", 0) / f.ffs, "dsp": resources.get("DSP", 0) / f.dsps,
-            "bram": resources.get("BRAM", 0) / f.bram_36k}
+    """Fraction of the device each resource uses (:func:`hwq.hw.fit.device_utilisation`, the
+    device-fit check's own rule)."""
+    from hwq.hw.fit import device_utilisation
+
+    # a resource the device lacks (inf) becomes 1e9: far over 1, and finite for JSON
+    return {k: (v if math.isfinite(v) else 1e9) for k, v in device_utilisation(resources, spec.fpga).items()}
 
 
 def fpga_resources(spec, cache_dir: Path) -> dict[str, Any]:
@@ -73,7 +76,7 @@ def fpga_resources(spec, cache_dir: Path) -> dict[str, Any]:
 
 
 def synthesize(spec) -> dict[str, Any]:
-    """Generate ``spec``'s RTL (:func:`hwq.hw.presets.write_rtl`) and synthesise its array for Xilinx.
+    """Generate ``spec``'s RTL (:func:`hwq.hw.presets.write_rtl`) and synthesise its array for the device's Yosys flow (``fpga.synth_target``).
 
     Returns the resource counts ``{"LUT", "FF", "CARRY", "DSP", "BRAM", "LUTRAM", "other"}`` (BRAM in 36 Kb).
     """
@@ -85,4 +88,4 @@ def synthesize(spec) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="hwq_codesign_fpga_") as tmp:
         rtl = Path(tmp) / "rtl"
         write_rtl(spec, rtl)
-        return dict(synth_array(spec, rtl)["resources"])
+        return dict(synth_array(spec, rtl, spec.fpga.synth_target)["resources"])

@@ -104,6 +104,14 @@ def _cells(res: Mapping[str, float], key: str) -> float:
     return float(res.get(key, 0)) + (float(res.get("LUTRAM", 0)) if key == "LUT" else 0.0)
 
 
+def device_utilisation(resources: Mapping[str, float], fpga) -> dict[str, float]:
+    """Fraction of ``fpga``'s device each resource of one synthesis result uses, keyed by the
+    lower-case resource name (``lut``, ``ff``, ``dsp``, ``bram``, ``uram``, ``spram``); LUTRAM counts
+    as LUTs, BRAM in the device's own block size; inf when the device has none of a resource used."""
+    return {res.lower(): Need(res, _cells(resources, res), _device(fpga, res), "", "synthesis").utilisation
+            for res in FIELDS}
+
+
 def array_config(spec):
     """The spec's full-size array configuration (buffers at the spec's depths), or None if the
     array cannot run any of its weight formats."""
