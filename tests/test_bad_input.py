@@ -468,3 +468,241 @@ def test_bad_cache_entry_is_named(explored, tmp_path: Path, monkeypatch, capsys,
     monkeypatch.setenv("HWQ_CACHE_DIR", str(mine))
     msg = _assert_clean_failure(["explore", *DIGITS, "--pareto", "0", "--out", "o"], capsys, tmp_path, expect)
     assert "sensitivity cache entry" in msg and "--no-cache" in msg
+
+
+# ------------------------------------------------------------------------------ commands added since (sweep section 8)
+@pytest.fixture()
+def plan_file(bad: Path) -> Path:
+    """A digits_cnn plan.json as hwq explore writes it (one layer list; validation never reads further)."""
+    layers = [{"name": n, "format": "int", "bits": 8, "act_bits": 8, "group_size": 128}
+              for n in ("stem_conv", "block_conv1", "block_conv2", "fc")]
+    p = bad / "plan.json"
+    p.write_text(json.dumps({"schema": "hwq.plan/1", "inputs": {"model": "digits_cnn", "arch": "fpga_zu"},
+                             "layers": layers}))
+    (bad / "wrong_schema.json").write_text(json.dumps({"schema": "other/1", "rows": [1]}))
+    (bad / "space_type.yaml").write_text("name: t\nbase: bitmod_small\naxes:\n  rows: [eight, 16]\n")
+    (bad / "space_axis.yaml").write_text("name: t\nbase: bitmod_small\naxes:\n  nosuch_axis: [1, 2]\n")
+    (bad / "bad.pt2").write_bytes(b"\x89PNG\r\n\x1a\n\x00")
+    (bad / "build.py").write_text("def build():\n    raise SystemExit('must not be called')\n")
+    return p
+
+
+EXPORT = ["export", "--plan", "plan.json"]
+NEW_COMMANDS = [
+    (["export", "--plan", "bin.json", "--to", "qonnx", "m.onnx"], "binary"),
+    (["export", "--plan", "empty.yaml", "--to", "qonnx", "m.onnx"], "empty"),
+    (["export", "--plan", "wrong_schema.json", "--to", "qonnx", "m.onnx"], "not a plan"),
+    ([*EXPORT, "--to", "hls4ml", "userdir"], "did not write"),
+    ([*EXPORT, "--to", "hls4ml", "afile"], "existing file"),
+    ([*EXPORT, "--to", "qonnx", "folder"], "is a folder"),
+    ([*EXPORT, "--to", "qonnx", "afile/m.onnx"], "is a file, not a folder"),
+    ([*EXPORT, "--to", "hls4ml", "--fixed", "h"], "--fixed is for --to qonnx"),
+    ([*EXPORT, "--to", "qonnx", "--check", "m.onnx"], "--check is for --to hls4ml"),
+    ([*EXPORT, "--model", "resnet18", "--to", "hls4ml", "--check", "h"], "needs --model digits_cnn"),
+    ([*EXPORT, "--to", "hls4ml", "--arch", "bin.yaml", "h"], "binary"),
+    ([*EXPORT, "--to", "hls4ml", "--arch", "bitmod", "h"], "needs an FPGA preset"),
+    ([*EXPORT, "--to", "qonnx", "--arch", "fpga_zu", "m.onnx"], "--arch only applies"),
+    ([*EXPORT, "--to", "qonnx", "--weights", "nosuch.pt", "m.onnx"], "--weights 'nosuch.pt' does not exist"),
+    (["synth", "rtl_ok", "--target", "ice40", "--pnr", "--device", "nosuch"], "device 'nosuch'"),
+    (["synth", "rtl_ok", "--target", "ice40", "--pnr", "--device", "ice40up5k", "--package", "nosuch"], "package"),
+    (["synth", "rtl_ok", "--target", "ice40", "--pnr", "--device", "ice40up5k", "--seeds", "a,b"], "--seeds"),
+    (["synth", "rtl_ok", "--target", "ice40", "--pnr", "--device", "ice40up5k", "--seeds", ""], "--seeds"),
+    (["synth", "rtl_ok", "--target", "ice40", "--pnr", "--device", "ice40up5k", "--freq", "-5"], "--freq"),
+    (["synth", "rtl_ok", "--target", "ice40", "--pnr", "--device", "ice40up5k", "--freq", "nan"], "--freq"),
+    (["synth", "rtl_ok", "--pnr"], "add --target ice40"),
+    (["synth", "rtl_ok", "--target", "ice40", "--device", "ice40up5k"], "only applies with --pnr"),
+    (["finetune", "--plan", "bin.json"], "binary"),
+    (["finetune", "--plan", "wrong_schema.json"], "not a plan"),
+    (["finetune", "--plan", "plan.json", "--steps", "0"], "--steps must be >= 1"),
+    (["finetune", "--plan", "plan.json", "--steps", "-1"], "--steps must be >= 1"),
+    (["finetune", "--plan", "plan.json", "--lr", "nan"], "--lr must be a finite number"),
+    (["finetune", "--plan", "plan.json", "--lr", "inf"], "--lr must be a finite number"),
+    (["finetune", "--plan", "plan.json", "--temperature", "-inf"], "--temperature"),
+    (["finetune", "--plan", "plan.json", "--out", "folder"], "is a folder"),
+    (["finetune", "--plan", "plan.json", "--out", "afile/ft.pt"], "is a file, not a folder"),
+    (["finetune", "--plan", "plan.json", "--weights", "folder"], "is a folder"),
+    (["codesign", *DIGITS, "--address", "localhost:1"], "use it with --executor ray"),
+    (["codesign", *DIGITS, "--executor", "ray", "--address", ""], "--address is empty"),
+    (["codesign", *DIGITS, "--samples", "0"], "--samples must be >= 1"),
+    (["codesign", *DIGITS, "--sampler", "tpe"], "give --samples"),
+    (["codesign", *DIGITS, "--space", "space_type.yaml"], "axes.rows"),
+    (["codesign", *DIGITS, "--space", "space_axis.yaml"], "nosuch_axis"),
+    (["codesign", *DIGITS, "--max-retries", "-1"], "--max-retries"),
+    (["bench", "nosuch"], "unknown benchmark"),
+    (["cost", "--model", "build.py:missing"], "no callable 'missing'"),
+    (["cost", "--model", "afile"], "not a torch.export .pt2"),
+    (["cost", "--model", "folder"], "without config.json"),
+    (["cost", "--model", "bad.pt2"], "not a zip archive"),
+    (["sim", "--network", "nosuch"], "not supported"),
+    (["sim", "--network", "digits_cnn", "--images", "0"], "--images must be >= 1"),
+    (["sim", "--network", "digits_cnn", "--report", "afile/r.md"], "is a file, not a folder"),
+    (["sim", "--network", "digits_cnn", "--rows", "4"], "--rows only applies with --layer"),
+    (["sim", "--layer", "digits_cnn:fc", "--images", "3"], "--images only applies with --network"),
+    (["sim", "--layer", "digits_cnn:fc", "--build-dir", "userdir"], "did not write"),
+    (["sim", "--network", "digits_cnn", "--build-dir", "userdir"], "did not write"),
+    (["sim", "--layer", "digits_cnn:nosuch", "--build-dir", "new_build"], "has no layer"),  # no new folder left
+]
+
+
+@pytest.mark.parametrize("argv,expect", NEW_COMMANDS, ids=[" ".join(a[:1] + a[-3:]) for a, _ in NEW_COMMANDS])
+def test_commands_added_since(bad: Path, plan_file: Path, capsys, argv, expect) -> None:
+    _assert_clean_failure(argv, capsys, bad, expect, codes=(2,))
+
+
+def test_work_folder_policy_and_marker(tmp_path: Path) -> None:
+    """sim --build-dir / export --to hls4ml: new, empty or marked folders only; hwq marks the folder first."""
+    from hwq.paths import MARKER, check_work_dir, claim_work_dir
+
+    check_work_dir(tmp_path / "new", "--build-dir")
+    (tmp_path / "empty").mkdir()
+    check_work_dir(tmp_path / "empty", "--build-dir")
+    claim_work_dir(tmp_path / "empty", "hwq sim")
+    (tmp_path / "empty" / "sim_build").mkdir()  # what the simulator writes
+    check_work_dir(tmp_path / "empty", "--build-dir")  # marked: used again
+    assert json.loads((tmp_path / "empty" / MARKER).read_text())["written_by"] == "hwq sim"
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("x")
+    with pytest.raises(UsageError, match="did not write"):
+        check_work_dir(tmp_path / "mine", "--build-dir")
+    with pytest.raises(UsageError, match="existing file"):
+        check_work_dir(tmp_path / "mine" / "notes.txt", "--build-dir")
+
+
+# ------------------------------------------------------------------------------ temp entries of killed runs
+DEAD = 999999999  # no such PID
+
+
+def test_sigkill_mid_write_leaves_a_temp_the_next_write_removes(tmp_path: Path) -> None:
+    """A real SIGKILL of a process inside hwq.atomic's write (file and folder); the next write cleans up."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = ("import sys, time\nfrom hwq.atomic import atomic_path, atomic_dir\n"
+            "with atomic_path(sys.argv[1]) as t, atomic_dir(sys.argv[2]) as d:\n"
+            "    t.write_text('half'); (d / 'plan.json').write_text('half')\n"
+            "    print('writing', flush=True); time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "f.json"), str(tmp_path / "out")],
+                            stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+    assert proc.stdout.readline().strip() == "writing"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert len(left) == 2 and all(f".hwq-tmp-{proc.pid}-" in n for n in left), left
+    time.sleep(0.05)
+    from hwq.atomic import atomic_dir, write_text
+
+    write_text(tmp_path / "f.json", "{}")
+    with atomic_dir(tmp_path / "out") as d:
+        (d / "plan.json").write_text("{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.json", "out"]
+
+
+def test_stale_sensitivity_cache_temps_are_removed(tmp_path: Path, monkeypatch) -> None:
+    """Temps a killed cache write left (this scheme and the old KEY.tmpPID.npz) go on the next run; a live one stays."""
+    import torch
+
+    from hwq.cost import Choice
+    from hwq.search.sensitivity import compute_sensitivity
+
+    monkeypatch.setenv("HWQ_CACHE_DIR", str(tmp_path / "c"))
+    sens = tmp_path / "c" / "sensitivity"
+    sens.mkdir(parents=True)
+    stale = [f"{'ab' * 16}.tmp{DEAD}.npz", f".{'cd' * 16}.npz.hwq-tmp-{DEAD}-x1.npz"]
+    live = f".{'ef' * 16}.npz.hwq-tmp-{os.getpid()}-x2.npz"
+    for name in [*stale, live]:
+        (sens / name).write_bytes(b"PK half")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 4))
+    compute_sensitivity(model, ["0"], [Choice("int", 8, 8)], [torch.randn(4, 8)], group_size=8, samples=1,
+                        max_samples=4, progress=False)
+    names = sorted(p.name for p in sens.iterdir())
+    assert live in names and not set(stale) & set(names)
+    assert [n for n in names if n.endswith(".npz") and not n.startswith(".")]  # the new entry was written
+
+
+def test_stale_codesign_json_temps_are_removed(tmp_path: Path) -> None:
+    from hwq.codesign.driver import write_json
+
+    for name in (f".summary.json.tmp{DEAD}", f".results.jsonl.tmp{DEAD}", f".summary.json.hwq-tmp-{DEAD}-zz"):
+        (tmp_path / name).write_text("{half")
+    (tmp_path / "notes.tmp123").write_text("mine: not hwq's name scheme")
+    write_json(tmp_path / "summary.json", {"a": 1})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.tmp123", "summary.json"]
+
+
+def test_stale_scratch_folders_are_removed(tmp_path: Path, monkeypatch) -> None:
+    """$TMPDIR/.hwq-LABEL.hwq-tmp-PID-XXXX (sim, synth, codesign stages): a dead run's goes, a live one stays."""
+    import tempfile
+
+    from hwq.paths import TMP_TAG, scratch_dir
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead, live = tmp_path / f".hwq-synth-xilinx{TMP_TAG}{DEAD}-a", tmp_path / f".hwq-synth-xilinx{TMP_TAG}1-b"
+    for d in (dead, live):
+        d.mkdir()
+        (d / "yosys_xilinx.log").write_text("log")
+    with scratch_dir("synth-xilinx") as work:
+        assert work.parent == tmp_path and f"{TMP_TAG}{os.getpid()}-" in work.name
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name]  # PID 1 runs; the own one is removed
+
+
+def test_codesign_summary_holds_no_wall_times() -> None:
+    """summary.json is the same for the same command: every wall time goes to timings.json."""
+    from hwq.codesign.driver import CodesignResult
+    from hwq.codesign.space import load_space
+
+    extra = {"pipeline": {"executor": "local", "seconds": 1.5, "worker_seconds_per_stage": {"cost": 0.4}},
+             "synth": {"3": {"ok": True, "seconds": 2.0, "resources": {"LUT": 10}}},
+             "cosim": {"3": {"ok": True, "layer": "fc", "wall_s": 1.0, "build_dir": "/tmp/x"}}}
+    r = CodesignResult("digits_cnn", 3e6, load_space("default"), [], [], None, [], None, [], "hessian", 1.25, 7.5,
+                       Path("o"), extra=extra)
+    text = json.dumps(r.summary())
+    for key in ("seconds", "wall_s", "build_dir", "sweep_seconds", "sensitivity_seconds"):
+        assert key not in text, key
+    assert json.loads(text)["synth"]["3"]["resources"] == {"LUT": 10}
+    t = r.timings()
+    assert t["sensitivity_s"] == 1.25 and t["sweep_s"] == 7.5 and t["pipeline_s"] == 1.5
+    assert t["synth_s_by_point"] == {"3": 2.0}
+
+
+def test_mx_group_size_other_than_its_block_names_the_flag(bad: Path, capsys) -> None:
+    from hwq.datatypes import MX_BLOCK
+
+    for g in (0, 16, 64):
+        _assert_clean_failure(["quantize", "ok.safetensors", "-o", "q.safetensors", "--format", "mx", "--bits", "4",
+                               "--group-size", str(g)], capsys, bad, f"--group-size {g}", codes=(2,))
+    rc, _out, err = _run(["quantize", "ok.safetensors", "-o", "q.safetensors", "--format", "mx", "--bits", "4",
+                          "--group-size", str(MX_BLOCK)], capsys)
+    assert rc == 0, err
+
+
+def test_pnr_package_is_asked_of_nextpnr() -> None:
+    """--package: nextpnr-ice40 itself says which packages a part has (a real one passes, a made-up one not)."""
+    from hwq.cli.synth_cmd import _check_package
+
+    _check_package("--up5k", "sg48", "ice40up5k")
+    with pytest.raises(UsageError, match="Unsupported package 'cm81'"):
+        _check_package("--up5k", "cm81", "ice40up5k")
+
+
+def test_committed_sweep_report_covers_every_case_and_passes() -> None:
+    """reports/bad_input.md (scripts/bad_input_sweep.py) has one row per sweep case and no failing after-cell."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("bad_input_sweep", root / "scripts" / "bad_input_sweep.py")
+    sweep = importlib.util.module_from_spec(spec)
+    import sys
+
+    sys.modules["bad_input_sweep"] = sweep  # dataclasses look their module up
+    try:
+        spec.loader.exec_module(sweep)
+    finally:
+        del sys.modules["bad_input_sweep"]
+    ids = [c.cid for c in sweep.CASES]
+    assert len(ids) == len(set(ids))
+    rows = [ln for ln in (root / "reports" / "bad_input.md").read_text().splitlines() if ln.startswith("| ")]
+    assert sorted(ln.split(" | ")[0][2:] for ln in rows if not ln.startswith(("| #", "| ---", "| **"))) == sorted(ids)
+    assert not any("**FAIL**" in ln for ln in rows)

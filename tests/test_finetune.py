@@ -53,7 +53,7 @@ def test_cli_writes_weights_that_load_into_the_float_model(digits, tmp_path):
     load_checkpoint(tmp_path / "finetuned.pt")  # strict load: float-model keys only
 
 
-@pytest.mark.parametrize("argv,msg", [(["--plan", "missing.json"], "no such file"),
+@pytest.mark.parametrize("argv,msg", [(["--plan", "missing.json"], "does not exist"),
                                       (["--steps", "-1"], "--steps")])
 def test_cli_bad_input_exits_2(tmp_path, capsys, argv, msg, digits):
     from hwq.cli.main import main

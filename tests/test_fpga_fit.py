@@ -15,6 +15,23 @@ from hwq.hw.fit import (FIELDS, demand, fpga_presets, load_table, load_unchecked
 from hwq.spec import PRESET_DIR, PRESETS, load_spec, parse_spec
 
 FPGA = fpga_presets()
+#: The two synthesis tests below share one synthesis per preset (the ``fresh`` fixture, on the
+#: file's one xdist worker: ``make test`` runs ``--dist loadfile``) and are collected first.
+SYNTH_GROUP = pytest.mark.long_build
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory):
+    """``fresh(preset)``: :func:`synthesize_entries` of the preset (its PE and decoder once each, and
+    the ``pe_array`` top with both as black boxes: what :func:`demand` multiplies out), run once
+    per preset for this module's tests, in a fresh folder (nothing read from a cache)."""
+    done: dict[str, dict] = {}
+
+    def get(preset: str) -> dict:
+        if preset not in done:
+            done[preset] = synthesize_entries(load_unchecked(preset), tmp_path_factory.mktemp(preset))
+        return done[preset]
+    return get
 
 
 def _zu() -> dict:
@@ -131,32 +148,33 @@ def test_buffers_are_emitted_without_per_word_init() -> None:
 
 
 @pytest.mark.slow
-def test_committed_leaf_numbers_are_current(tmp_path: Path) -> None:
+@SYNTH_GROUP
+def test_committed_leaf_numbers_are_current(fresh) -> None:
     """Re-synthesise each FPGA preset's PE and decoder; the committed table must hold the same."""
     table = load_table()
     for name in FPGA:
-        fresh = synthesize_entries(load_unchecked(name), tmp_path / name, top=False)
-        for key, entry in fresh["blocks"].items():
+        for key, entry in fresh(name)["blocks"].items():
             assert key in table["blocks"], f"{key} missing from hwq/hw/fit_table.json; run python -m hwq.hw.fit --update"
             assert table["blocks"][key]["resources"] == entry["resources"], (
                 f"{key}: hwq/hw/fit_table.json is stale; run python -m hwq.hw.fit --update")
 
 
 @pytest.mark.slow
+@SYNTH_GROUP
 @pytest.mark.parametrize("preset", FPGA)
-def test_preset_fits_its_device_by_synthesis(preset: str, tmp_path: Path) -> None:
+def test_preset_fits_its_device_by_synthesis(preset: str, fresh) -> None:
     """Hierarchical synthesis of the whole array (buffers at the spec's depths): every resource
     under 100 % of the device, buffers in block RAM, and the committed table equal to it."""
     spec = load_unchecked(preset)
-    fresh = synthesize_entries(spec, tmp_path)
-    needs = demand(spec, fresh)
+    synthesised = fresh(preset)
+    needs = demand(spec, synthesised)
     for res, need in needs.items():
         assert need.source == "synthesis", res
         assert need.utilisation < 1.0, f"{preset}: {res} {need.needed:g} of {need.available:g} ({need.detail})"
     assert needs["BRAM"].needed + needs["URAM"].needed + needs["SPRAM"].needed > 0, "buffers not in block RAM"
     table = load_table()
     for kind in ("blocks", "tops"):
-        for key, entry in fresh[kind].items():
+        for key, entry in synthesised[kind].items():
             assert table[kind].get(key, {}).get("resources") == entry["resources"], (
                 f"{key}: hwq/hw/fit_table.json is stale; run python -m hwq.hw.fit --update")
     load_spec(preset)  # and the spec validation accepts it

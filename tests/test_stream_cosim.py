@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +16,23 @@ import pytest
 from hwq.hw.array_driver import expected_cycles, pack_layer, unpack_outputs
 from hwq.hw.config import ArrayConfig
 from hwq.hw.stimulus import layer_from_codes, random_layer
+
+#: The whole-layer and network tests below run the full ``bitmod`` array from one streaming build
+#: (:func:`hwq.verify.stream.shared_build_config`: the same buffer depths for ResNet-50, MiniLM and
+#: the digits network, so one build key). They run first on one xdist worker (``make test`` runs
+#: ``--dist loadfile``; tests/conftest.py collects ``long_build`` tests first): the first builds,
+#: the others reuse the build, and the other worker runs the rest of the suite meanwhile instead of
+#: waiting on the build lock.
+FULL_ARRAY = pytest.mark.long_build
+
+
+def _full_array_build() -> str:
+    """The cached streaming build folder of the ``bitmod`` preset's full array at the shared depths."""
+    from hwq.hw.config import array_config_from_spec
+    from hwq.spec import load_spec
+    from hwq.verify.stream import cached_build_folder, shared_build_config
+
+    return str(cached_build_folder(shared_build_config(array_config_from_spec(load_spec("bitmod"))), "verilator"))
 
 #: A small array with ragged columns and every format family it runs, so builds stay fast.
 SMALL = ArrayConfig(2, 3, 4, formats=(("bitmod", 4), ("int", 8), ("fp", 3)), group_size=16, x_depth=256,
@@ -101,6 +119,7 @@ def test_testbench_is_derived_from_the_array_signature() -> None:
 
 @pytest.mark.slow
 @pytest.mark.hw
+@FULL_ARRAY
 def test_whole_resnet50_layer_on_verilator(capsys) -> None:
     """`hwq sim` runs every output of a real ResNet-50 layer on the full bitmod array."""
     from hwq.cli.main import main
@@ -114,10 +133,12 @@ def test_whole_resnet50_layer_on_verilator(capsys) -> None:
     assert r["tile"] == r["layer_gemm"] and r["outputs_compared"] == r["layer_gemm"]["m"] * r["layer_gemm"]["n"]
     assert r["measured_cycles"] == r["predicted_cycles"] > 0
     assert r["stream"].get("cost_model_equal") is True
+    assert r["stream"]["build_dir"] == _full_array_build()  # the build the MiniLM and digits tests use
 
 
 @pytest.mark.slow
 @pytest.mark.hw
+@FULL_ARRAY
 def test_digits_network_on_verilator() -> None:
     """All 540 digits test images through the RTL: same classes as the golden model, hwq cost's cycles."""
     from hwq.verify.network import run_digits_network
@@ -128,15 +149,15 @@ def test_digits_network_on_verilator() -> None:
     assert r.class_agreement == 540
     assert r.measured_cycles == r.predicted_cycles == r.cost_model_cycles > 0
     assert r.rtl_accuracy == r.golden_accuracy > 0.9
+    assert (Path(_full_array_build()) / "BUILT").is_file()  # the build the whole-layer tests use
 
 
 @pytest.mark.slow
 @pytest.mark.hw
+@FULL_ARRAY
 def test_minilm_encoder_layer_on_verilator(capsys) -> None:
     """A MiniLM encoder layer's six linear layers at the committed codesign plan's precisions (bitmod3
     and bitmod4), every output, bit-exact and cycle-exact."""
-    from pathlib import Path
-
     from hwq.cli.main import main
 
     plan = Path(__file__).resolve().parents[1] / "reports/codesign/minilm_1.5mJ_bitmod_small/chosen/plan.json"
@@ -150,6 +171,7 @@ def test_minilm_encoder_layer_on_verilator(capsys) -> None:
     for lay in r["layers"]:
         assert lay["ok"] and lay["mismatches"] == 0 and lay["tile"] == lay["layer_gemm"]
         assert lay["measured_cycles"] == lay["predicted_cycles"] > 0
+        assert lay["stream"]["build_dir"] == _full_array_build()  # one build for all six and for ResNet-50
 
 
 @pytest.mark.parametrize("argv, needle", [

@@ -24,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="registered model name (e.g. resnet50, minilm, digits_cnn)")
     parser.add_argument("--budget", required=True, help="energy budget per inference, e.g. 2mJ, 500uJ")
     parser.add_argument("--space", default="default",
-                        help="design space: a YAML path, a shipped space name, or 'default' (bitmod_small)")
+                        help="design space: a YAML path, a shipped space name, or 'default' (edge_dataflow: "
+                             "dataflow, partial sums, accumulator depth, DRAM technology and batch around bitmod_edge)")
     parser.add_argument("--out", type=path_arg, default=None,
                         help="output folder (default: codesign_out/MODEL_BUDGET_SPACE); a rerun resumes there")
     parser.add_argument("--batch", type=int, default=None, metavar="N",
@@ -153,10 +154,15 @@ def _check_sim_layer(recipe, name: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hwq.cli import validate as v
-    from hwq.codesign.driver import SUMMARY_FILE, run_codesign, write_json
+    from hwq.codesign.driver import SUMMARY_FILE, TIMINGS_FILE, run_codesign, without_timings, write_json
     from hwq.search.units import parse_energy
 
     budget_pj = parse_energy(args.budget) * 1e12
+    if args.address is not None:
+        if not args.address.strip():
+            raise UsageError("--address is empty; give the Ray cluster as ray://HOST:PORT, HOST:PORT or auto")
+        if args.executor != "ray":
+            raise UsageError("--address joins a Ray cluster; use it with --executor ray")
     if args.jobs < 1:
         raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
     if args.calib_samples is not None and args.calib_samples < 1:
@@ -181,6 +187,7 @@ def run(args: argparse.Namespace) -> int:
     v.int_at_least(args.synth_top, "--synth-top", 0)
     v.int_at_least(args.cosim_top, "--cosim-top", 0)
     v.int_at_least(args.max_retries, "--max-retries", 0)
+    v.int_at_least(args.seed, "--seed", 0, 2**32 - 1)
     if args.sampler == "tpe" and args.samples is None:
         raise UsageError("--sampler tpe searches a budget of points: give --samples N")
     if args.samples is not None:
@@ -216,8 +223,12 @@ def run(args: argparse.Namespace) -> int:
                                                                                          ".hwq_cache")),
                                  sim_result=staged_sim if staged_sim and "layer" in staged_sim else None)
     summary = result.summary()
-    summary["artifacts"] = artifacts
+    summary["artifacts"] = without_timings(artifacts)  # summary.json: the same for the same command
     write_json(out / SUMMARY_FILE, summary)
+    if artifacts and isinstance(artifacts.get("sim"), dict):
+        times = result.timings()
+        times["chosen_sim"] = {k: v for k, v in artifacts["sim"].items() if k.endswith("_s")}
+        write_json(out / TIMINGS_FILE, times)
     if args.json:
         json.dump(summary, sys.stdout, indent=2, default=float)
         sys.stdout.write("\n")

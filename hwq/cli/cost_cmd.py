@@ -72,7 +72,6 @@ def run(args: argparse.Namespace) -> int:
     from hwq.cost import evaluate, evaluate_plan, format_energy, plan_choices
     from hwq.errors import UsageError
     from hwq.workload import capture
-    from models.registry import get_recipe
 
     from hwq.cli import validate as v
 
@@ -80,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("give either --plan or --format/--weights-bits, not both")
     if args.plan is not None and args.act_bits is not None:
         raise UsageError("--act-bits applies to a uniform precision; a --plan gives each layer its act_bits")
-    recipe = get_recipe(args.model)
+    recipe = v.model(args.model)
     spec = v.spec(args.arch)
     batch = spec.batch if args.batch is None else v.int_at_least(args.batch, "--batch", 1)
     plan = _read_plan(args.plan) if args.plan else None

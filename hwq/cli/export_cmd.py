@@ -61,17 +61,38 @@ def run(args: argparse.Namespace) -> int:
     if not name:
         raise UsageError(f"--plan {args.plan} names no model (inputs.model); pass --model")
     v.int_at_least(args.calib_samples, "--calib-samples", 1)
+    # Every check before the model is built (hwq/cli/validate.py): flags of the other target,
+    # the spec, the weights file, the output path.
     if args.check and args.to != "hls4ml":
         raise UsageError("--check is for --to hls4ml (the QONNX file is checked by tests/test_export_qonnx.py)")
+    if args.fixed and args.to != "qonnx":
+        raise UsageError("--fixed is for --to qonnx; --to hls4ml always writes the fixed-point model")
+    if args.check and name not in ("digits_cnn", "digits"):
+        raise UsageError("--check runs the digits test set; it needs --model digits_cnn")
+    if args.arch is not None and args.to == "qonnx" and not (is_qfx_plan(plan) or args.fixed):
+        raise UsageError("--arch only applies to --to hls4ml and --fixed (the binary points); drop it")
     recipe = v.model(name)
+    if args.weights is not None:
+        v.input_path(args.weights, "--weights", "a checkpoint (.pt) of the model")
+    if args.to == "hls4ml":
+        arch = args.arch or (plan.get("inputs") or {}).get("arch") or "fpga_zu"
+        spec = v.spec(arch)
+        if spec.family != "fpga":
+            raise UsageError(f"--to hls4ml needs an FPGA preset (--arch); {spec.name} is an {spec.family} "
+                             f"accelerator")
+        v.work_dir(args.output, "output")
+    else:
+        if args.arch is not None:
+            v.spec(args.arch)
+        v.output_file(args.output, "output")
     import torch
 
     torch.manual_seed(0)
     model = recipe.build(args.weights).eval()
+    v.plan_fits_model(plan, model, name)
     example = recipe.example_input()
     if args.to == "hls4ml":
         return _hls4ml(args, plan, recipe, model, name, example)
-    v.output_file(args.output, "output")
     if is_qfx_plan(plan) or args.fixed:
         from hwq.export.qonnx_fixed import export_qonnx_fixed
 
@@ -101,23 +122,16 @@ def run(args: argparse.Namespace) -> int:
 
 def _hls4ml(args, plan: dict, recipe, model, name: str, example) -> int:
     """``--to hls4ml``: the project folder, and with ``--check`` the bit-exactness count."""
-    from hwq.errors import UsageError
-    from hwq.export.hls4ml import check_hls4ml, export_hls4ml
-    from hwq.spec import load_spec
-
-    arch = args.arch or (plan.get("inputs") or {}).get("arch") or "fpga_zu"
-    spec = load_spec(arch)
-    if spec.family != "fpga":
-        raise UsageError(f"--to hls4ml needs an FPGA preset (--arch); {spec.name} is a {spec.family} accelerator")
     from hwq.cli import validate as v
+    from hwq.export.hls4ml import check_hls4ml, export_hls4ml
+    from hwq.paths import claim_work_dir
 
-    out = v.work_dir(args.output, "output")
+    spec = v.spec(args.arch or (plan.get("inputs") or {}).get("arch") or "fpga_zu")  # checked in run()
     qfx = _qfx_plan(plan, args, recipe, model, name, spec.name)
+    out = claim_work_dir(args.output, "hwq export")
     res = export_hls4ml(model, qfx, spec, example, out)
     summary = res.summary()
     if args.check:
-        if name not in ("digits_cnn", "digits"):
-            raise UsageError("--check runs the digits test set; it needs --model digits_cnn")
         from models.digits_cnn import load_digits_split
 
         summary["check"] = check_hls4ml(res, load_digits_split()[2]).to_dict()

@@ -62,32 +62,27 @@ def quality_function(model_name: str, float_model, batches) -> tuple[Callable[[A
 
 def run(args: argparse.Namespace) -> int:
     """Validate, fine-tune, measure, write."""
+    from hwq.cli import validate as v
     from hwq.errors import UsageError
 
+    # Every check before the model is built (hwq/cli/validate.py).
     plan_path = Path(args.plan)
-    if not plan_path.is_file():
-        raise UsageError(f"--plan {args.plan}: no such file; give a plan.json written by hwq explore")
-    try:
-        plan = json.loads(plan_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise UsageError(f"--plan {args.plan}: not a JSON plan ({err})") from None
-    if not isinstance(plan, dict) or not isinstance(plan.get("layers"), list) or not plan["layers"]:
-        raise UsageError(f"--plan {args.plan}: no 'layers' list; give a plan.json written by hwq explore")
+    plan = v.plan_file(args.plan, "--plan")
+    if not plan["layers"]:
+        raise UsageError(f"--plan {args.plan}: the 'layers' list is empty; give a plan.json written by hwq explore")
     name = args.model or (plan.get("inputs") or {}).get("model")
     if not name:
         raise UsageError(f"--plan {args.plan} does not name its model; pass --model")
-    if args.steps < 0 or (args.calib_samples is not None and args.calib_samples < 1):
-        raise UsageError("--steps must be >= 0 and --calib-samples >= 1")
-    if args.lr is not None and not args.lr > 0:
-        raise UsageError(f"--lr must be > 0, got {args.lr}")
-    if not args.temperature > 0:
-        raise UsageError(f"--temperature must be > 0, got {args.temperature}")
-    from models.registry import get_recipe
-
-    recipe = get_recipe(name)
-    if args.weights and not Path(args.weights).is_file():
-        raise UsageError(f"--weights {args.weights}: no such file")
-    out = Path(args.out) if args.out else plan_path.with_name("finetuned.pt")
+    v.int_at_least(args.steps, "--steps", 1, why="0 steps would only repeat the PTQ measurement")
+    v.int_at_least(args.calib_samples, "--calib-samples", 1)
+    v.finite_float(args.lr, "--lr")
+    v.finite_float(args.temperature, "--temperature")
+    v.int_at_least(args.seed, "--seed", 0, 2**32 - 1)
+    recipe = v.model(name)
+    if args.weights is not None:
+        v.input_path(args.weights, "--weights", "a float checkpoint (.pt) of the model")
+    out = v.output_file(args.out if args.out else plan_path.with_name("finetuned.pt"), "--out")
+    v.output_file(out.with_name("finetune.json"), "--out (finetune.json beside it)")
 
     import torch
 
@@ -114,16 +109,16 @@ def run(args: argparse.Namespace) -> int:
         after = float(quality(res.model))
     float_keys = set(model.state_dict())
     state = {k: v.detach().cpu().clone() for k, v in res.model.state_dict().items() if k in float_keys}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    torch.save(state, tmp)
-    tmp.replace(out)
+    from hwq.atomic import atomic_path, write_text
+
+    with atomic_path(out, suffix=".pt") as tmp:  # .NAME.hwq-tmp-PID-XXXX.pt (hwq.paths)
+        torch.save(state, tmp)
     summary = {"model": name, "plan": str(plan_path), "metric": desc, "float": float_q, "before": before,
                "after": after, "steps": res.steps, "lr": lr, "calib_samples": n, "device": res.device,
                "loss_first": res.losses[0] if res.losses else None, "loss_last": res.losses[-1] if res.losses else None,
                "seconds": round(res.seconds, 2), "weights_out": str(out)}
     jpath = out.with_name("finetune.json")
-    jpath.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_text(jpath, json.dumps(summary, indent=2) + "\n")
     if args.json:
         print(json.dumps(summary, indent=2))
     else:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 from hwq.cli.validate import path_arg
@@ -16,7 +15,8 @@ HELP = ("co-simulate a real layer (whole, or a tile) or a whole network on the a
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--arch", default="bitmod", help="accelerator preset name or spec YAML path (default: bitmod)")
+    parser.add_argument("--arch", default="bitmod_edge",
+                        help="accelerator preset name or spec YAML path (default: bitmod_edge, the default accelerator)")
     parser.add_argument("--layer", default=None, metavar="MODEL:LAYER",
                         help="model name and module qualified name, e.g. resnet50:layer2.0.conv2")
     parser.add_argument("--network", default=None, metavar="MODEL",
@@ -88,6 +88,13 @@ def run(args: argparse.Namespace) -> int:
 
     if (args.layer is None) == (args.network is None):
         raise UsageError("give exactly one of --layer MODEL:LAYER and --network MODEL")
+    # Flags of the other mode are errors, not silently ignored (hwq/cli/validate.py: flags_apply).
+    if args.layer is not None:
+        v.flags_apply(args, ("images", "report"), "with --network")
+    else:
+        v.flags_apply(args, ("rows", "batch", "dataflow"), "with --layer")
+        if args.scope != "auto":
+            raise UsageError("--scope only applies with --layer (--network runs every layer)")
     v.spec(args.arch)  # shared input checks (hwq/cli/validate.py), before any model or simulator work
     if args.plan is not None:
         v.plan_file(args.plan, "--plan")
@@ -109,15 +116,19 @@ def run(args: argparse.Namespace) -> int:
     from hwq.verify.capture import parse_layer_ref
 
     v.model(parse_layer_ref(args.layer).model)
-    if scope == "layer":
-        from hwq.cli.sim_network import run_whole_layer
+    from hwq.paths import claimed_work_dir, scratch_dir
 
-        return run_whole_layer(args, _print_text)
-    with tempfile.TemporaryDirectory(prefix="hwq_sim_") as tmp:
-        build = args.build_dir or Path(tmp) / f"build_{args.simulator}"
-        result = check_layer(args.layer, args.arch, plan=args.plan, simulator=args.simulator, m_rows=args.rows,
-                             batch=args.batch, dataflow=args.dataflow,
-                             build_dir=build, with_cost_model=not args.no_cost_model)
+    # The marker first (a rerun may use the folder again); a new folder is removed if the run fails.
+    with claimed_work_dir(args.build_dir, "hwq sim"):
+        if scope == "layer":
+            from hwq.cli.sim_network import run_whole_layer
+
+            return run_whole_layer(args, _print_text)
+        with scratch_dir("sim") as tmp:
+            build = args.build_dir or Path(tmp) / f"build_{args.simulator}"
+            result = check_layer(args.layer, args.arch, plan=args.plan, simulator=args.simulator, m_rows=args.rows,
+                                 batch=args.batch, dataflow=args.dataflow,
+                                 build_dir=build, with_cost_model=not args.no_cost_model)
     if args.json:
         json.dump(result.to_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")

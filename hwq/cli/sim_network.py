@@ -65,7 +65,9 @@ def run_network(args: argparse.Namespace) -> int:
     if args.report is not None:
         v.output_file(args.report, "--report")
     if args.build_dir is not None:
-        v.work_dir(args.build_dir, "--build-dir")
+        from hwq.paths import claim_work_dir
+
+        claim_work_dir(v.work_dir(args.build_dir, "--build-dir"), "hwq sim")
     say = (lambda _s: None) if args.json else (lambda s: print(s, flush=True))
     r = run_digits_network(args.arch, simulator=args.simulator, plan=args.plan, n_images=args.images,
                            build_dir=args.build_dir, progress=say)

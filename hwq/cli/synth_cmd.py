@@ -41,7 +41,6 @@ def run(args: argparse.Namespace) -> int:
     from hwq.hw.synth import synthesize
 
     import shutil
-    import tempfile
 
     from hwq.cli import validate as v
 
@@ -79,7 +78,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{res_path} is not a resources table; delete it and rerun")
     v.output_file(res_path, str(res_path))
     # Yosys works in a temp folder outside DIR: removed on success; on failure kept for its log.
-    work = Path(tempfile.mkdtemp(prefix=f"hwq_synth_{args.target}_"))
+    from hwq.paths import make_scratch_dir
+
+    work = make_scratch_dir(f"synth-{args.target}")  # .hwq-synth-T.hwq-tmp-PID-XXXX; the next run removes a kept one
     result = synthesize({top: [folder / f for f in files] for top, files in blocks.items()}, args.target, work)
     shutil.rmtree(work, ignore_errors=True)
     merged.setdefault(args.target, {}).update({top: r["resources"] for top, r in result.items()})
@@ -125,7 +126,9 @@ def _pnr_options(args: argparse.Namespace, spec_name: str) -> dict | None:
             raise UsageError(f"spec {spec_name!r} names no iCE40 device; give --device "
                              f"({', '.join(ICE40_DEVICES)})")
         device, package = fpga.device, package or getattr(fpga, "package", "")
-    device_args(device, package)
+    flag, _pkg = device_args(device, package)
+    if args.package is not None:
+        _check_package(flag, args.package, device)
     seeds = DEFAULT_SEEDS
     if args.seeds is not None:
         try:
@@ -140,19 +143,36 @@ def _pnr_options(args: argparse.Namespace, spec_name: str) -> dict | None:
     return {"device": device.lower(), "package": package, "seeds": seeds, "freq": freq}
 
 
+def _check_package(device_flag: str, package: str, device: str) -> None:
+    """``--package`` must be one nextpnr-ice40 knows for ``device``: asked of nextpnr itself (no design
+    given, it checks the part and package and exits in milliseconds), before any synthesis."""
+    import subprocess
+
+    from hwq.errors import UsageError
+    from hwq.hw.pnr import require_tool
+
+    if not package.strip():
+        raise UsageError("--package is empty; give the iCE40 package, e.g. sg48 (or omit it for the part's usual)")
+    proc = subprocess.run([require_tool("nextpnr-ice40"), device_flag, "--package", package], capture_output=True,
+                          text=True, timeout=60, check=False)
+    if proc.returncode != 0:
+        said = next((ln for ln in proc.stdout.splitlines() + proc.stderr.splitlines() if "ERROR" in ln),
+                    f"exit {proc.returncode}")
+        raise UsageError(f"--package {package!r} is not a package of {device} for nextpnr-ice40 ({said.strip()})")
+
+
 def _place_and_route(folder, blocks: dict, spec_name: str, opt: dict) -> dict:
     """Route every block; copy each bitstream to ``folder/<block>.<device>.bin``; return ``{top: PnrResult}``."""
     import shutil
     import sys
-    import tempfile
-    from pathlib import Path
 
     from hwq.hw.pnr import place_and_route
+    from hwq.paths import make_scratch_dir
 
     out = {}
     for top, files in blocks.items():
         print(f"place and route {top} on {opt['device']} (seeds {','.join(map(str, opt['seeds']))})", file=sys.stderr)
-        work = Path(tempfile.mkdtemp(prefix=f"hwq_pnr_{top}_"))
+        work = make_scratch_dir(f"pnr-{top[:32]}")
         r = place_and_route([folder / f for f in files], top, work, device=opt["device"], package=opt["package"],
                             seeds=opt["seeds"], target_mhz=opt["freq"])
         dest = folder / f"{top}.{opt['device']}.bin"

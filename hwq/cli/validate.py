@@ -57,6 +57,31 @@ def int_at_least(value: int | None, flag: str, lo: int, hi: int | None = None, *
     return value
 
 
+def finite_float(value: float | None, flag: str, *, lo: float = 0.0, lo_open: bool = True,
+                 hi: float | None = None) -> float | None:
+    """``value`` (None passes through) finite and above ``lo`` (``>=`` when ``lo_open`` is False),
+    at most ``hi``; argparse's ``float`` accepts ``nan`` and ``inf``, so every float flag goes here."""
+    if value is None:
+        return None
+    import math
+
+    low_ok = value > lo if lo_open else value >= lo
+    if not math.isfinite(value) or not low_ok or (hi is not None and value > hi):
+        rng = f"{'>' if lo_open else '>='} {lo:g}" + (f" and <= {hi:g}" if hi is not None else "")
+        raise UsageError(f"{flag} must be a finite number {rng}, got {value:g}")
+    return value
+
+
+def flags_apply(args: Any, names: tuple[str, ...], why: str) -> None:
+    """Raise :class:`UsageError` naming the flags of ``names`` (argparse dests) that were given
+    although they do not apply (``why``: e.g. "with --network" -> "--rows only applies with
+    --network"): never silently ignored."""
+    given = [f"--{n.replace('_', '-')}" for n in names if getattr(args, n, None) not in (None, False)]
+    if given:
+        one = len(given) == 1
+        raise UsageError(f"{', '.join(given)} only appl{'ies' if one else 'y'} {why}; drop {'it' if one else 'them'}")
+
+
 def path_arg(text: str) -> Path:
     """argparse ``type`` for a path: ``Path("")`` would silently mean the current folder."""
     import argparse
@@ -73,6 +98,17 @@ def model(name: str):
     ``UsageError`` listing the known names and forms otherwise."""
     from models.registry import get_recipe
 
+    text = str(name)
+    p = Path(text)
+    if ":" not in text and p.is_file():  # a file given as the model: only a torch.export archive is one
+        import zipfile
+
+        if p.suffix not in (".pt2", ".py"):
+            raise UsageError(f"--model {text!r} is a file but not a torch.export .pt2 program; give a .pt2 "
+                             f"(torch.export.save), path/to/file.py:build, a Hugging Face folder or a model name")
+        if p.suffix == ".pt2" and not zipfile.is_zipfile(p):  # torch.export.load would log its own traceback first
+            raise UsageError(f"--model {text!r} is not a program saved with torch.export.save (not a zip "
+                             f"archive); save one with torch.export.save(torch.export.export(m, (x,)), PATH)")
     return get_recipe(name)
 
 
@@ -171,6 +207,19 @@ def plan_file(path: str | os.PathLike[str], flag: str = "--plan") -> dict:
         raise UsageError(f"{flag} {os.fspath(path)!r} is not a plan: it needs a \"layers\" list of "
                          f"{{\"name\", \"format\", \"bits\", \"act_bits\"}} entries (hwq explore writes one)")
     return plan
+
+
+def plan_fits_model(plan: dict, model: Any, model_name: str, flag: str = "--plan") -> None:
+    """Every layer a plan names must be a module of ``model`` (a plan of another model is named as such)."""
+    if not isinstance(plan.get("layers"), list):
+        return  # a hwq.qfx/1 plan: its tensors are checked by the exporter
+    names = {n for n, _ in model.named_modules()}
+    missing = [str(l.get("name")) for l in plan["layers"] if isinstance(l, dict) and l.get("name") not in names]
+    if missing:
+        written = (plan.get("inputs") or {}).get("model")
+        hint = f" (it was written for {written})" if written and written != model_name else ""
+        raise UsageError(f"{flag} names {len(missing)} layer(s) {model_name} does not have, e.g. "
+                         f"{', '.join(sorted(missing)[:3])}{hint}; give a plan of {model_name}")
 
 
 def json_file(path: str | os.PathLike[str], flag: str, what: str) -> Any:

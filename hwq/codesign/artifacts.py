@@ -24,12 +24,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 from hwq.codesign.driver import write_json
 from hwq.errors import UsageError
+from hwq.paths import scratch_dir  # $TMPDIR/.hwq-LABEL.hwq-tmp-PID-XXXX, cleaned by the next run
 
 #: Largest array (MAC lanes = rows x cols x lanes) synthesised and co-simulated whole.
 SIM_MAX_LANES = 512
@@ -49,9 +49,9 @@ def plan_dict(spec, layer_names: Sequence[str], plan_labels: Sequence[str]) -> d
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    from hwq.atomic import write_text  # temp named .NAME.hwq-tmp-PID-XXXX (hwq.paths)
+
+    write_text(path, text)
 
 
 def sim_layer_candidates(workload, layer_names: Sequence[str], requested: str | None = None,
@@ -123,7 +123,10 @@ def write_chosen(out_dir: Path, model_name: str, spec, workload, layer_names: Se
     final = out_dir / "chosen"
     rel = Path("chosen")  # digest paths are relative to out_dir (reports are committed)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".chosen.", dir=out_dir))
+    from hwq.paths import clean_stale, make_tmp_dir
+
+    clean_stale(final)  # .chosen.hwq-tmp-PID-XXXX of a killed run (hwq.paths)
+    tmp = make_tmp_dir(final)
     digest: dict[str, Any] = {"spec": str(rel / "spec.yaml"), "plan": str(rel / "plan.json")}
     try:
         _atomic_text(tmp / "spec.yaml", spec.to_yaml())
@@ -216,7 +219,7 @@ def _cosim(model_name: str, layer: str, arch: Path, plan: Path, simulator: str, 
     :class:`LayerCheckResult` as a dict."""
     from hwq.verify.check import check_layer
 
-    with tempfile.TemporaryDirectory(prefix="hwq_codesign_sim_") as build:
+    with scratch_dir("codesign-sim") as build:
         res = check_layer(f"{model_name}:{layer}", arch, plan=plan, simulator=simulator,
                           build_dir=Path(build) / simulator, batch=batch, dataflow=dataflow)
     d = json.loads(json.dumps(res.to_dict(), default=str))
@@ -232,7 +235,7 @@ def _synth(spec, rtl_dir: Path | None) -> dict[str, Any]:
         return synth_array(spec, rtl_dir)
     from hwq.hw.presets import write_rtl
 
-    with tempfile.TemporaryDirectory(prefix="hwq_codesign_rtl_") as tmp:
+    with scratch_dir("codesign-rtl") as tmp:
         write_rtl(spec, Path(tmp) / "rtl")
         return synth_array(spec, Path(tmp) / "rtl")
 
@@ -246,7 +249,7 @@ def synth_array(spec, rtl_dir: Path, target: str = "xilinx") -> dict[str, Any]:
     from hwq.hw.synth import synthesize
 
     files = [str(Path(rtl_dir) / f) for f in ("pe_array.v", f"{PE_MODULE}.v", f"{DECODER_MODULE}.v")]
-    with tempfile.TemporaryDirectory(prefix="hwq_codesign_synth_") as work:
+    with scratch_dir("codesign-synth") as work:
         res = synthesize({"pe_array": files}, target, Path(work))
     r = res["pe_array"]
     return {"target": target, "top": "pe_array", "arch": spec.name, "resources": r["resources"], "cells": r["cells"]}

@@ -25,6 +25,8 @@ from hwq.codesign.sweep import (SweepInputs, device_overflow_reason, evaluate_po
 from hwq.errors import UnsatisfiableError
 
 SUMMARY_FILE = "summary.json"
+#: Wall times of the last run (the summary holds none: it is the same for the same command).
+TIMINGS_FILE = "timings.json"
 
 
 @dataclass
@@ -78,9 +80,40 @@ class CodesignResult:
             "presets": [slim(p) for p in self.presets],
             "best_preset": None if self.best_preset is None else self.presets[self.best_preset]["label"],
             "improvement_over_best_preset": self.improvement(),
-            "sensitivity_method": self.sensitivity_method, "sensitivity_seconds": self.sensitivity_seconds,
-            "sweep_seconds": self.sweep_seconds, "energy_per": "image", "latency_per": "batch", **self.extra,
+            "sensitivity_method": self.sensitivity_method, "energy_per": "image", "latency_per": "batch",
+            **without_timings(self.extra),
         }
+
+    def timings(self) -> dict[str, Any]:
+        """Wall times of this run in seconds (``timings.json``; ``summary.json`` holds none, so the same
+        command gives the same summary.json)."""
+        out: dict[str, Any] = {"sensitivity_s": round(self.sensitivity_seconds, 3),
+                               "sweep_s": round(self.sweep_seconds, 3)}
+        pipe = self.extra.get("pipeline") or {}
+        if "seconds" in pipe:
+            out["pipeline_s"] = pipe["seconds"]
+            out["worker_seconds_per_stage"] = pipe.get("worker_seconds_per_stage")
+        for stage in ("synth", "cosim"):
+            secs = {k: v["seconds"] for k, v in (self.extra.get(stage) or {}).items()
+                    if isinstance(v, dict) and "seconds" in v}
+            if secs:
+                out[f"{stage}_s_by_point"] = secs
+        return out
+
+
+#: Keys that differ between two runs of the same command (wall times, a temp build folder, a
+#: build-cache hit), kept out of summary.json; the times go to timings.json.
+_TIME_KEYS = ("seconds", "worker_seconds_per_stage", "compile_s", "predict_s", "build_s", "sim_s", "wall_s",
+              "prepare_s", "image_write_s", "sim_cycles_per_s", "build_cached", "build_dir")
+
+
+def without_timings(value: Any) -> Any:
+    """``value`` with every key of :data:`_TIME_KEYS` removed, at any depth."""
+    if isinstance(value, dict):
+        return {k: without_timings(v) for k, v in value.items() if k not in _TIME_KEYS}
+    if isinstance(value, list):
+        return [without_timings(v) for v in value]
+    return value
 
 
 def _union_choices(specs: Sequence[Any]) -> list[Any]:
@@ -218,6 +251,7 @@ def run_codesign(model_name: str, space: DesignSpace, budget_pj: float, out_dir:
                             workload=inputs.workload, weight_layers=list(inputs.weight_layers),
                             extra={**inputs.notes, "batch_override": batch})
     write_json(out_dir / SUMMARY_FILE, result.summary())
+    write_json(out_dir / TIMINGS_FILE, result.timings())
     return result
 
 
@@ -256,12 +290,16 @@ def _run_pipelined(model_name: str, space: DesignSpace, budget_pj: float, out_di
                                    "synth": {str(by_index[k]): v for k, v in pres.synth.items() if k in by_index},
                                    "cosim": {str(by_index[k]): v for k, v in pres.cosim.items() if k in by_index}})
     write_json(out_dir / SUMMARY_FILE, result.summary())
+    write_json(out_dir / TIMINGS_FILE, result.timings())
     return result
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON atomically (temp file, then rename)."""
+    """Write ``data`` as JSON atomically (:mod:`hwq.atomic`: ``.NAME.hwq-tmp-PID-XXXX``, which the
+    next run removes if this one is killed; also the ``.NAME.tmpPID`` files of older versions)."""
+    from hwq.atomic import write_text
+    from hwq.paths import clean_stale_in
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=float) + "\n")
-    os.replace(tmp, path)
+    clean_stale_in(path.parent)
+    write_text(path, json.dumps(data, indent=2, sort_keys=True, default=float) + "\n")

@@ -15,10 +15,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
+
+from hwq.paths import scratch_dir  # $TMPDIR/.hwq-LABEL.hwq-tmp-PID-XXXX, cleaned by the next run
 
 #: Modules whose source decides the synthesis result (part of the cache key).
 HW_MODULES = ("hwq.hw.array", "hwq.hw.pe", "hwq.hw.pe_parallel", "hwq.hw.decoder", "hwq.hw.dequant",
@@ -68,10 +69,9 @@ def fpga_resources(spec, cache_dir: Path) -> dict[str, Any]:
     resources = synthesize(spec)
     util = utilization(resources, spec)
     out = {**resources, "utilization_by_resource": util, "utilization": max(util.values()), "cache_key": key}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(out, sort_keys=True))
-    os.replace(tmp, path)
+    from hwq.atomic import write_text  # temp named .NAME.hwq-tmp-PID-XXXX (hwq.paths)
+
+    write_text(path, json.dumps(out, sort_keys=True))
     return out
 
 
@@ -80,12 +80,11 @@ def synthesize(spec) -> dict[str, Any]:
 
     Returns the resource counts ``{"LUT", "FF", "CARRY", "DSP", "BRAM", "LUTRAM", "other"}`` (BRAM in 36 Kb).
     """
-    import tempfile
-
+    
     from hwq.codesign.artifacts import synth_array
     from hwq.hw.presets import write_rtl
 
-    with tempfile.TemporaryDirectory(prefix="hwq_codesign_fpga_") as tmp:
+    with scratch_dir("codesign-fpga") as tmp:
         rtl = Path(tmp) / "rtl"
         write_rtl(spec, rtl)
         return dict(synth_array(spec, rtl, spec.fpga.synth_target)["resources"])

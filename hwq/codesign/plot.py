@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -64,9 +63,10 @@ def plot_pareto(records: Sequence[dict[str, Any]], front: Sequence[int], chosen:
         cbar.update_ticks()
     fig.suptitle(f"{title}; budget {budget_pj * 1e-9:g} mJ; {len(feas)} points within budget, {n_over} over "
                  "(not shown)", fontsize=10)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    from hwq.atomic import save_figure  # temp named .NAME.hwq-tmp-PID-XXXX.png (hwq.paths)
+
+    try:
+        save_figure(fig, path, dpi=110)
+    finally:
+        plt.close(fig)
     return path

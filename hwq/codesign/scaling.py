@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hwq.paths import scratch_dir
+
 #: The projection's question (issue 17).
 PROJECT_POINTS = 10_000
 PROJECT_SYNTH_FRACTION = 0.05
@@ -66,7 +68,7 @@ def _timed_sweep(points, space, inputs, executor, fn=None, close: bool = True) -
     startup = warm_up(executor, inputs)
     best = None
     for i in range(REPEATS):
-        with tempfile.TemporaryDirectory(prefix="hwq_scaling_") as tmp:
+        with scratch_dir("scaling") as tmp:  # $TMPDIR/.hwq-scaling.hwq-tmp-PID-XXXX, cleaned by the next run
             t0 = time.perf_counter()
             run = run_pipeline(points, space, inputs, Path(tmp), context="scaling", executor=executor, fn=fn,
                                progress=False, close=close and i == REPEATS - 1)

@@ -53,7 +53,7 @@ from hwq.errors import UsageError
 #: Folder of the shipped spaces (``--space NAME`` resolves ``NAME.yaml`` here).
 SPACES_DIR = Path(__file__).resolve().parent / "spaces"
 #: What ``--space default`` means.
-DEFAULT_SPACE = "bitmod_small"
+DEFAULT_SPACE = "edge_dataflow"
 
 #: Axes a space may declare, in the order points are enumerated.
 AXES: tuple[str, ...] = ("rows", "cols", "lanes", "bits_per_cycle", "weight_formats", "act_bits", "buffer_kib",

@@ -13,13 +13,13 @@ failing point never stops the sweep (other exceptions are caught by the executor
 
 from __future__ import annotations
 
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from hwq.codesign.space import DesignPoint
 from hwq.errors import HwqError
+from hwq.paths import scratch_dir  # $TMPDIR/.hwq-LABEL.hwq-tmp-PID-XXXX, cleaned by the next run
 
 
 def ilp_task(inputs: Any, fn: Callable[[DesignPoint], dict[str, Any]], point: DesignPoint) -> dict[str, Any]:
@@ -65,7 +65,7 @@ def cosim_task(inputs: Any, point: DesignPoint, plan_labels: Sequence[str], mode
     try:
         spec = point_spec(point, inputs)
         hw = slice_spec(spec)
-        with tempfile.TemporaryDirectory(prefix="hwq_codesign_stage_") as tmp:
+        with scratch_dir("codesign-stage") as tmp:
             hw_path = Path(tmp) / ("spec.yaml" if hw is spec else "slice_spec.yaml")
             hw_path.write_text(hw.to_yaml())
             plan = Path(tmp) / "plan.json"

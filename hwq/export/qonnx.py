@@ -108,10 +108,12 @@ def export_qonnx(model, plan: dict, example_input, calib_batches: Sequence[Any],
             entry["act"] = (float(aq.scale), aq.bits, aq.signed)
         info[name] = entry
 
-    import tempfile
+    import shutil
 
-    tmpdir = tempfile.TemporaryDirectory(prefix="hwq-export-")
-    tmp = Path(tmpdir.name) / "float.onnx"
+    from hwq.paths import make_scratch_dir  # $TMPDIR/.hwq-export.hwq-tmp-PID-XXXX, cleaned by the next run
+
+    tmpdir = make_scratch_dir("export")
+    tmp = tmpdir / "float.onnx"
     inputs = example_input if isinstance(example_input, tuple) else (example_input,)
     class _Outputs(torch.nn.Module):
         """The model's tensor output (Hugging Face: ``last_hidden_state``), keyword plumbing kept out of ONNX."""
@@ -133,7 +135,7 @@ def export_qonnx(model, plan: dict, example_input, calib_batches: Sequence[Any],
                           else {"input": {0: "batch", 1: "tokens"}, "output": {0: "batch", 1: "tokens"}})
         m = onnx.load(str(tmp))
     finally:
-        tmpdir.cleanup()
+        shutil.rmtree(tmpdir, ignore_errors=True)
     g = m.graph
     inits = {i.name: i for i in g.initializer}
 

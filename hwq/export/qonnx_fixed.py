@@ -26,7 +26,6 @@ Rounding and overflow, ap_fixed -> QONNX (``Quant`` clamps to the integer range,
 from __future__ import annotations
 
 import copy
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -34,6 +33,7 @@ from hwq.datatypes import FixedFormat
 from hwq.errors import UsageError
 from hwq.export.qfx_plan import format_text, qfx_model
 from hwq.export.qonnx import DOMAIN, QonnxExport
+from hwq.paths import scratch_dir
 
 #: ap_fixed rounding -> (QONNX rounding_mode, LSB offset added before the Quant).
 ROUNDING = {"TRN": ("FLOOR", 0.0), "TRN_ZERO": ("DOWN", 0.0), "RND_ZERO": ("HALF_DOWN", 0.0),
@@ -98,7 +98,7 @@ def export_qonnx_fixed(model, plan: Mapping[str, Any], example_input, path: str 
         def forward(self, x):
             return self.m(x)
 
-    with tempfile.TemporaryDirectory(prefix="hwq-export-") as tmpdir:
+    with scratch_dir("export") as tmpdir:  # $TMPDIR/.hwq-export.hwq-tmp-PID-XXXX, cleaned by the next run
         tmp = Path(tmpdir) / "float.onnx"
         torch.onnx.export(_Wrap(dep), (example_input,), str(tmp), dynamo=False, input_names=["input"],
                           output_names=["output"], do_constant_folding=False, training=torch.onnx.TrainingMode.EVAL,

@@ -11,7 +11,7 @@ each run's ``o_mem`` row reads and writes (:func:`hwq.timing.psum_row_accesses` 
 from __future__ import annotations
 
 import json
-import tempfile
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -70,8 +70,9 @@ def simulate_array(cfg: ArrayConfig, images: Sequence[LayerImage], *, simulator:
 
     tmp = None
     if build_dir is None:
-        tmp = tempfile.TemporaryDirectory(prefix="hwq_array_")
-        build_dir = Path(tmp.name)
+        from hwq.paths import make_scratch_dir  # $TMPDIR/.hwq-array.hwq-tmp-PID-XXXX, cleaned by the next run
+
+        tmp = build_dir = make_scratch_dir("array")
     build_dir = Path(build_dir)
     try:
         srcs = build_array_verilog(cfg, build_dir)
@@ -96,7 +97,7 @@ def simulate_array(cfg: ArrayConfig, images: Sequence[LayerImage], *, simulator:
                 for r in out]
     finally:
         if tmp is not None:
-            tmp.cleanup()
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def run_array_layer(cfg: ArrayConfig, x_int: Any, codes: Any, selectors: Any, scale_int: Any,

@@ -60,7 +60,7 @@ def _fmt(x: float, digits: int = 4) -> str:
 def run_case(case: Case, out_root: Path, jobs: int, progress: bool, hw: bool = True) -> dict[str, Any]:
     """Run one case; returns the result, the chosen artefacts and the plot path."""
     from hwq.codesign.artifacts import write_chosen
-    from hwq.codesign.driver import SUMMARY_FILE, run_codesign, write_json
+    from hwq.codesign.driver import SUMMARY_FILE, run_codesign, without_timings, write_json
     from hwq.codesign.plot import plot_pareto
     from hwq.codesign.space import load_space
     from hwq.search.units import parse_energy
@@ -74,7 +74,7 @@ def run_case(case: Case, out_root: Path, jobs: int, progress: bool, hw: bool = T
         artifacts = write_chosen(out, case.model, result.specs[result.chosen], result.workload,
                                  result.weight_layers, result.records[result.chosen]["plan"], rtl=False)
     summary = result.summary()
-    summary["artifacts"] = artifacts
+    summary["artifacts"] = without_timings(artifacts)  # wall times are in timings.json (run_codesign)
     write_json(out / SUMMARY_FILE, summary)
     plot = out_root / f"codesign_{case.model}_{case.budget}_{space.name}.png"
     plot_pareto(result.records, result.front, result.chosen, result.presets, plot,

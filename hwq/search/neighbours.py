@@ -1,7 +1,9 @@
-"""When a budget cannot be met: the cheapest single hardware change that would meet it.
+"""When a budget cannot be met: the cheapest hardware change that would meet it.
 
 :func:`suggest_change` evaluates the spec's neighbours, one change at a time, and returns the one
-that meets the energy budget and is cheapest in hardware. Changes, cheapest in hardware first:
+that meets the energy budget and is cheapest in hardware. When no single change meets it, it tries
+every pair of changes of different kinds (a batch and a DRAM technology, say) and names the
+cheapest pair in hardware that does, else the nearest miss. Changes, cheapest in hardware first:
 
 1. a larger batch (2, 4, 8, 16): no new silicon, only latency and live activations;
 2. partial sums elided on the first and last K tile: control logic only;
@@ -9,7 +11,8 @@ that meets the energy budget and is cheapest in hardware. Changes, cheapest in h
    ``bitmod_edge`` preset) when the spec lacks it;
 4. another DRAM technology, from the cheapest part to the dearest: LPDDR4, LPDDR4X, LPDDR5, HBM2.
 
-Within a rank the lowest-energy option wins. The cheapest plan of a neighbour is every weight
+Within a rank the lowest-energy option wins. A pair is ranked by its dearer change, then its cheaper
+one (a pair is always dearer than any single change). The cheapest plan of a neighbour is every weight
 layer at its least-energy choice (weightless products at the highest choice, as in explore).
 """
 
@@ -42,6 +45,11 @@ def cheapest_plan_pj(workload: "Workload", spec: "AcceleratorSpec", weight_names
     return float(table.energy_pj[split.weight_rows].min(axis=1).sum() + split.fixed_energy_pj)
 
 
+def _kind(rank: int) -> int:
+    """The kind of change a rank belongs to: 0 batch, 1 partial sums, 2 dataflow, 3 DRAM technology."""
+    return min(rank, 3)
+
+
 def _neighbours(spec: "AcceleratorSpec", batch: int):
     """``(rank, description, spec, batch)`` for every single change (module docstring)."""
     from hwq.spec import DataflowSpec, DramSpec, load_spec
@@ -65,22 +73,41 @@ def _neighbours(spec: "AcceleratorSpec", batch: int):
             dataclasses.replace(spec, dram=dram), batch
 
 
+def _pairs(spec: "AcceleratorSpec", batch: int):
+    """``(hardware key, description, spec, batch)`` for every pair of changes of different kinds."""
+    for r1, what1, s1, b1 in _neighbours(spec, batch):
+        for r2, what2, s2, b2 in _neighbours(s1, b1):
+            if _kind(r2) > _kind(r1):  # each unordered pair once, two changes of different kinds
+                yield (max(r1, r2), min(r1, r2)), f"{what1} and {what2}", s2, b2
+
+
 def suggest_change(workload: "Workload", spec: "AcceleratorSpec", weight_names: Sequence[str], budget_pj: float,
                    batch: int) -> str:
-    """One clause naming the cheapest hardware change that meets ``budget_pj`` (or the nearest miss)."""
+    """One clause naming the cheapest hardware change (or pair) that meets ``budget_pj``, else the nearest miss."""
     from hwq.search.units import format_si
 
-    best, nearest = None, None
-    for rank, what, s, b in _neighbours(spec, batch):
-        e = cheapest_plan_pj(workload, s, weight_names, b)
-        if e <= budget_pj and (best is None or (rank, e) < best[:2]):
-            best = (rank, e, what)
-        if nearest is None or e < nearest[0]:
-            nearest = (e, what)
+    def search(candidates):
+        best, nearest = None, None
+        for key, what, s, b in candidates:
+            e = cheapest_plan_pj(workload, s, weight_names, b)
+            if e <= budget_pj and (best is None or (key, e) < best[:2]):
+                best = (key, e, what)
+            if nearest is None or e < nearest[0]:
+                nearest = (e, what)
+        return best, nearest
+
+    best, nearest = search(_neighbours(spec, batch))
     if best is not None:
         return (f"the cheapest change in hardware that meets it: {best[2]}, where the cheapest plan is "
                 f"{format_si(best[1] * 1e-12, 'J')}")
     if nearest is None:
         return "no neighbour of this spec to try"
-    return (f"no single change (batch, partial sums, dataflow, DRAM technology) meets it; the nearest is "
-            f"{nearest[1]} at {format_si(nearest[0] * 1e-12, 'J')}")
+    pair, pair_nearest = search(_pairs(spec, batch))
+    if pair is not None:
+        return (f"no single change meets it (the nearest is {nearest[1]} at {format_si(nearest[0] * 1e-12, 'J')}); "
+                f"the cheapest pair of changes in hardware that does: {pair[2]}, where the cheapest plan is "
+                f"{format_si(pair[1] * 1e-12, 'J')}")
+    if pair_nearest is not None and pair_nearest[0] < nearest[0]:
+        nearest = pair_nearest
+    return (f"no single change or pair of changes (batch, partial sums, dataflow, DRAM technology) meets it; "
+            f"the nearest is {nearest[1]} at {format_si(nearest[0] * 1e-12, 'J')}")

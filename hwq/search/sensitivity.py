@@ -524,6 +524,10 @@ def compute_sensitivity(model, layer_names: Sequence[str], choices: Sequence[Any
         options["kl_version"] = 2  # KL (not MSE) for unlabelled [batch, classes] outputs
     key = fingerprint(model, [(inputs, labels) if labels is not None else inputs], options)
     path = cache_dir() / f"{key}.npz"
+    if use_cache and path.parent.is_dir():
+        from hwq.paths import clean_stale_in
+
+        clean_stale_in(path.parent)  # temps of killed runs (hwq.paths), whichever entry they were writing
     if use_cache and (path.exists() or path.is_symlink()):
         hit = read_cache_entry(path, len(layer_names), len(choices))
         if hit is not None:
@@ -556,8 +560,11 @@ def compute_sensitivity(model, layer_names: Sequence[str], choices: Sequence[Any
     if use_cache:
         _check_cache_folder(path.parent)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
-        np.savez(tmp, values=values, allowed=allowed, weight_trace=w_tr, act_trace=a_tr, weight_error=w_err,
-                 seconds=seconds)
-        os.replace(tmp, path)
+        from hwq.atomic import atomic_path
+
+        # .KEY.npz.hwq-tmp-PID-XXXX.npz beside the entry (hwq.paths): one a SIGKILLed run leaves is
+        # removed by the next run (clean_stale_in above, atomic_path here).
+        with atomic_path(path, suffix=".npz") as tmp:
+            np.savez(tmp, values=values, allowed=allowed, weight_trace=w_tr, act_trace=a_tr, weight_error=w_err,
+                     seconds=seconds)
     return result

