@@ -120,7 +120,7 @@ from hwq.residency import build_schedule, residency
 from hwq.timing import layer_compute_cycles, tile_compute_cycles
 
 if TYPE_CHECKING:  # pragma: no cover
-    from hwq.spec import AcceleratorSpec
+    from hwq.spec import AccumulatorSpec, AcceleratorSpec, BufferSpec
     from hwq.workload import Workload
 
 #: Energy breakdown keys of :attr:`CostTable.breakdown_pj`.
@@ -351,6 +351,14 @@ def _flow(workload: "Workload", spec: "AcceleratorSpec", act_bits: Sequence[int]
     return f
 
 
+def buffer_access_pj(buffer: "BufferSpec | AccumulatorSpec", read_bits: np.ndarray | float,
+                     write_bits: np.ndarray | float) -> np.ndarray | float:
+    """Energy (pJ) of reading ``read_bits`` and writing ``write_bits`` through a buffer (or the
+    accumulators) with ``access_bits``-wide accesses at ``read_energy_pj`` / ``write_energy_pj`` each."""
+    return (read_bits / buffer.access_bits * buffer.read_energy_pj
+            + write_bits / buffer.access_bits * buffer.write_energy_pj)
+
+
 def evaluate(workload: "Workload", spec: "AcceleratorSpec", choices: Sequence[Choice] | None = None,
              *, mappings: Sequence[str] | None = None, batch: int | None = None) -> CostTable:
     """Cost of every layer of ``workload`` at every choice (default: ``spec.choices()``) on ``spec``.
@@ -430,9 +438,6 @@ def evaluate(workload: "Workload", spec: "AcceleratorSpec", choices: Sequence[Ch
         tiles = np.ceil(m / m_t)
         return m_t, tiles, m - (tiles - 1) * m_t
 
-    def buf_pj(b, reads: np.ndarray, writes: np.ndarray) -> np.ndarray:
-        return reads / b.access_bits * b.read_energy_pj + writes / b.access_bits * b.write_energy_pj
-
     elide = spec.dataflow.elide_psums
     stream_reads = a * m * k * n_tiles * inst
     psum_bits = acc * m * n * mbatch * (np.maximum(k_tiles - 1, 0) if elide else k_tiles) * ones
@@ -475,12 +480,13 @@ def evaluate(workload: "Workload", spec: "AcceleratorSpec", choices: Sequence[Ch
         latency = np.maximum(cycles, dram_cycles) + flow.vec_cycles
         breakdown = {"compute": compute_pj,
                      "vector": spec.vector.op_pj(a) * flow.vec_ops,
-                     "weight_buffer": buf_pj(spec.buffers["weight"], W * m_tiles, w_writes),
-                     "activation_buffer": buf_pj(spec.buffers["activation"],
-                                                 stream_reads + np.where(w_on_chip, W * fetches, 0.0)
-                                                 + flow.vec_buf_reads, i_dram + O + flow.vec_buf_writes),
-                     "output_buffer": zero if in_array else buf_pj(spec.buffers["output"], psum_bits, psum_bits),
-                     "accumulators": buf_pj(spec.accumulators, psum_bits, psum_bits) if in_array else zero,
+                     "weight_buffer": buffer_access_pj(spec.buffers["weight"], W * m_tiles, w_writes),
+                     "activation_buffer": buffer_access_pj(spec.buffers["activation"],
+                                                           stream_reads + np.where(w_on_chip, W * fetches, 0.0)
+                                                           + flow.vec_buf_reads, i_dram + O + flow.vec_buf_writes),
+                     "output_buffer": zero if in_array else buffer_access_pj(spec.buffers["output"], psum_bits,
+                                                                             psum_bits),
+                     "accumulators": buffer_access_pj(spec.accumulators, psum_bits, psum_bits) if in_array else zero,
                      "dram": dram_bits * spec.dram.energy_pj_per_bit,
                      "static": spec.static_power_mw * latency / spec.clock_mhz * 1e3}
         breakdown = {key: v / batch for key, v in breakdown.items()}                 # per image

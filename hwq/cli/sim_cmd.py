@@ -100,25 +100,27 @@ def run(args: argparse.Namespace) -> int:
         v.plan_file(args.plan, "--plan")
     if args.build_dir is not None:
         v.work_dir(args.build_dir, "--build-dir")
-    if getattr(args, "report", None) is not None:
+    if args.report is not None:
         v.output_file(args.report, "--report")
-    if args.network is not None:
-        from hwq.cli.sim_network import run_network
+    v.int_at_least(args.images, "--images", 1)
+    v.int_at_least(args.rows, "--rows", 1)
+    v.int_at_least(args.batch, "--batch", 1)
+    from hwq.paths import claimed_work_dir, scratch_dir
 
-        return run_network(args)
+    if args.network is not None:
+        from hwq.cli.sim_network import NETWORKS, run_network
+
+        if args.network not in NETWORKS:
+            raise UsageError(f"--network {args.network!r} is not supported; supported: {', '.join(NETWORKS)}")
+        # The marker first (a rerun may use the folder again); a new folder is removed if the run fails.
+        with claimed_work_dir(args.build_dir, "hwq sim"):
+            return run_network(args)
     scope = args.scope
     if scope == "auto":
         scope = "layer" if args.simulator == "verilator" and args.rows is None else "tile"
-    if args.rows is not None and args.rows < 1:
-        raise UsageError(f"--rows must be >= 1, got {args.rows}")
-    if args.batch is not None and args.batch < 1:
-        raise UsageError(f"--batch must be >= 1, got {args.batch}")
     from hwq.verify.capture import parse_layer_ref
 
     v.model(parse_layer_ref(args.layer).model)
-    from hwq.paths import claimed_work_dir, scratch_dir
-
-    # The marker first (a rerun may use the folder again); a new folder is removed if the run fails.
     with claimed_work_dir(args.build_dir, "hwq sim"):
         if scope == "layer":
             from hwq.cli.sim_network import run_whole_layer

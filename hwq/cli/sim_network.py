@@ -9,7 +9,6 @@ import json
 import sys
 from typing import Callable
 
-from hwq.errors import UsageError
 
 NETWORKS = ("digits_cnn",)
 
@@ -49,25 +48,12 @@ def _print_whole(result, print_check: Callable) -> None:  # noqa: ANN001 - Whole
 
 
 def run_network(args: argparse.Namespace) -> int:
-    """``hwq sim --network MODEL``: the whole network on the RTL, every test image."""
+    """``hwq sim --network MODEL``: the whole network on the RTL, every test image (the arguments
+    are checked by :func:`hwq.cli.sim_cmd.run`)."""
     from pathlib import Path
 
-    from hwq.cli import validate as v
     from hwq.verify.network import markdown_report, run_digits_network
 
-    if args.network not in NETWORKS:
-        raise UsageError(f"--network {args.network!r} is not supported; supported: {', '.join(NETWORKS)}")
-    if args.images is not None and args.images < 1:
-        raise UsageError(f"--images must be >= 1, got {args.images}")
-    v.spec(args.arch)
-    if args.plan is not None:
-        v.plan_file(args.plan, "--plan")
-    if args.report is not None:
-        v.output_file(args.report, "--report")
-    if args.build_dir is not None:
-        from hwq.paths import claim_work_dir
-
-        claim_work_dir(v.work_dir(args.build_dir, "--build-dir"), "hwq sim")
     say = (lambda _s: None) if args.json else (lambda s: print(s, flush=True))
     r = run_digits_network(args.arch, simulator=args.simulator, plan=args.plan, n_images=args.images,
                            build_dir=args.build_dir, progress=say)

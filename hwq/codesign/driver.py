@@ -250,8 +250,7 @@ def run_codesign(model_name: str, space: DesignSpace, budget_pj: float, out_dir:
                             preset_recs, choose(preset_recs), specs, method, sens_s, sweep_s, out_dir,
                             workload=inputs.workload, weight_layers=list(inputs.weight_layers),
                             extra={**inputs.notes, "batch_override": batch})
-    write_json(out_dir / SUMMARY_FILE, result.summary())
-    write_json(out_dir / TIMINGS_FILE, result.timings())
+    _write_result(out_dir, result)
     return result
 
 
@@ -289,9 +288,14 @@ def _run_pipelined(model_name: str, space: DesignSpace, budget_pj: float, out_di
                                    "pipeline": pres.stage_summary(),
                                    "synth": {str(by_index[k]): v for k, v in pres.synth.items() if k in by_index},
                                    "cosim": {str(by_index[k]): v for k, v in pres.cosim.items() if k in by_index}})
+    _write_result(out_dir, result)
+    return result
+
+
+def _write_result(out_dir: Path, result: CodesignResult) -> None:
+    """``summary.json`` (the same for the same command) and ``timings.json`` (wall times) of a sweep."""
     write_json(out_dir / SUMMARY_FILE, result.summary())
     write_json(out_dir / TIMINGS_FILE, result.timings())
-    return result
 
 
 def write_json(path: Path, data: Any) -> None:

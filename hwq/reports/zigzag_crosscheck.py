@@ -54,15 +54,14 @@ def hwq_side(workload: "Workload", spec: "AcceleratorSpec", fmt: str, bits: int,
     Returns ``{"layers": [{"name", "kind", "m", "k", "n", "mapping", "compute_cycles", "latency_cycles",
     <TERMS> (pJ per image)}], "totals": {<TERMS>, "compared_pj"}, "excluded_pj": {...}}``.
     """
-    from hwq.cost import MAPPINGS, Choice, _flow, evaluate
+    from hwq.cost import MAPPINGS, Choice, _flow, buffer_access_pj, evaluate
 
     c = Choice(fmt, bits, act_bits)
     wl = workload.with_batch(batch)
     t = evaluate(workload, spec, [c], batch=batch)
     flow = _flow(wl, spec, [act_bits])          # the element-wise ops' buffer traffic, to leave out
-    ab = spec.buffers["activation"]
-    vec_buf_pj = (flow.vec_buf_reads[:, 0] / ab.access_bits * ab.read_energy_pj
-                  + flow.vec_buf_writes[:, 0] / ab.access_bits * ab.write_energy_pj) / batch
+    vec_buf_pj = buffer_access_pj(spec.buffers["activation"], flow.vec_buf_reads[:, 0],
+                                  flow.vec_buf_writes[:, 0]) / batch
     e_bit = spec.dram.energy_pj_per_bit
     layers = []
     for i, l in enumerate(wl.layers):
@@ -105,8 +104,8 @@ def zigzag_hardware(spec: "AcceleratorSpec", fmt: str, bits: int, act_bits: int,
     Every number is read from ``spec``: a ``cols x (rows * lanes)`` MAC array (D1 unrolls output channels
     K over the columns, D2 the reduction C over the rows' lanes, as hwq's ``(rows * lanes) x cols`` weight
     tile), one MAC per unit at ``pe_cycle_pj * cycles_per_weight / lanes`` pJ (a bit-serial PE's energy per
-    weight is exact this way; its cycles are not: ZigZag counts one cycle per MAC); a zero-energy weight register per MAC
-    (the PE's stationary weight; hwq counts PE registers inside the PE energy); the three spec buffers
+    weight is exact this way; its cycles are not: ZigZag counts one cycle per MAC); a zero-energy weight
+    register per MAC (the PE's stationary weight; hwq counts PE registers inside the PE energy); the three spec buffers
     (capacity, ``access_bits``-wide words, ports as wide as the array's demand per cycle), no output register
     (partial sums go to the output buffer, as in hwq's ``output_buffer`` dataflow); DRAM at
     ``energy_pj_per_bit`` per bit, ``dram_bits_per_cycle`` wide. ZigZag charges ``r_cost``/``w_cost`` per
